@@ -1,0 +1,146 @@
+//! Commands: what the gateway asks the command-service to decide, and the typed outcome it answers
+//! with. Commands travel in-process (all-in-one) or as JSON over NATS, so they are part of the
+//! contract too.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::envelope::Position;
+use crate::ids::{ChatId, MessageId, UserId};
+use crate::values::{ClientId, Content, UserName};
+
+/// A command with who asks and the request it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandEnvelope {
+    /// One per client request; every event the command writes carries it.
+    pub correlation_id: Uuid,
+    /// The acting user; `None` for the system (sign-up and verification act for a user not yet
+    /// logged in).
+    pub actor: Option<UserId>,
+    pub command: Command,
+}
+
+/// Everything the command-service can be asked to decide.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Command {
+    /// A new account signed up.
+    #[serde(rename_all = "camelCase")]
+    RegisterUser { user_id: UserId, name: UserName },
+    /// An unverified account signed up again, possibly with another name.
+    #[serde(rename_all = "camelCase")]
+    RenameUser { user_id: UserId, name: UserName },
+    /// The account's e-mail was verified: the user becomes visible and gets a self chat.
+    #[serde(rename_all = "camelCase")]
+    VerifyUser { user_id: UserId },
+    /// A note to self, from the acting user.
+    #[serde(rename_all = "camelCase")]
+    SendSelfMessage {
+        content: Content,
+        client_id: Option<ClientId>,
+    },
+}
+
+impl Command {
+    /// A short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::RegisterUser { .. } => "register_user",
+            Command::RenameUser { .. } => "rename_user",
+            Command::VerifyUser { .. } => "verify_user",
+            Command::SendSelfMessage { .. } => "send_self_message",
+        }
+    }
+}
+
+/// Why a command was refused; mirrors the protocol's failure `code`s that a decision can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalCode {
+    BadRequest,
+    NotFound,
+    Forbidden,
+    Conflict,
+    Internal,
+}
+
+impl RefusalCode {
+    /// The protocol's spelling (`bad_request`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalCode::BadRequest => "bad_request",
+            RefusalCode::NotFound => "not_found",
+            RefusalCode::Forbidden => "forbidden",
+            RefusalCode::Conflict => "conflict",
+            RefusalCode::Internal => "internal",
+        }
+    }
+}
+
+/// What a command created, for the acknowledgement.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    /// Global position of the command's last event (or of the earlier event that already did what
+    /// was asked). Queries wait for the read models to reach it (read-your-writes).
+    pub position: Position,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_id: Option<ChatId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<MessageId>,
+    /// Time of the created message, when one was created (or found again by its `ClientId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The answer to a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "camelCase")]
+pub enum CommandOutcome {
+    Accepted(Accepted),
+    Refused { code: RefusalCode, message: String },
+}
+
+impl CommandOutcome {
+    pub fn refused(code: RefusalCode, message: impl Into<String>) -> Self {
+        CommandOutcome::Refused {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_round_trip_as_json() {
+        let cmd = CommandEnvelope {
+            correlation_id: Uuid::nil(),
+            actor: Some(UserId::parse("u1").unwrap()),
+            command: Command::SendSelfMessage {
+                content: Content::parse("hello").unwrap(),
+                client_id: None,
+            },
+        };
+        let json = serde_json::to_string(&cmd).unwrap();
+        assert!(json.contains(r#""type":"sendSelfMessage""#));
+        assert_eq!(serde_json::from_str::<CommandEnvelope>(&json).unwrap(), cmd);
+    }
+
+    #[test]
+    fn outcomes_round_trip_as_json() {
+        let refused = CommandOutcome::refused(RefusalCode::Forbidden, "not a member");
+        let json = serde_json::to_string(&refused).unwrap();
+        assert_eq!(
+            json,
+            r#"{"outcome":"refused","code":"forbidden","message":"not a member"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<CommandOutcome>(&json).unwrap(),
+            refused
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! Relational databases for read models and accounts: SQLite (embedded default) or PostgreSQL,
+//! behind sqlx's `Any` driver so one set of queries (written with `$1` placeholders, which both
+//! backends accept) serves both. Each owner of tables keeps its own migrations per backend, with
+//! its own range of version numbers, and runs them through [`Database::migrate`].
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::{install_default_drivers, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{AnyPool, Executor};
+
+/// Which backend a [`Database`] talks to, for the few statements that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbKind {
+    Sqlite,
+    Postgres,
+}
+
+/// A pool on the read-model / accounts database.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub pool: AnyPool,
+    pub kind: DbKind,
+}
+
+impl Database {
+    /// Connects to `url` (`sqlite://path` or `postgres://…`). A SQLite file and its directory are
+    /// created when missing, and put in WAL mode so readers never wait for the writer.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        install_default_drivers();
+        let kind = if url.starts_with("sqlite:") {
+            DbKind::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            DbKind::Postgres
+        } else {
+            anyhow::bail!("unsupported database URL scheme (use sqlite:// or postgres://)");
+        };
+        if kind == DbKind::Sqlite {
+            prepare_sqlite_file(url).await?;
+        }
+        let max = if kind == DbKind::Sqlite { 8 } else { 16 };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if kind == DbKind::Sqlite {
+                        conn.execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .context("cannot connect to the database")?;
+        Ok(Self { pool, kind })
+    }
+
+    /// Runs `migrator` (chosen by the caller for [`Database::kind`]). Other owners' migrations in the
+    /// same database are left alone.
+    pub async fn migrate(&self, migrator: &Migrator) -> anyhow::Result<()> {
+        let mut migrator = Migrator {
+            migrations: migrator.migrations.clone(),
+            ..Migrator::DEFAULT
+        };
+        migrator.set_ignore_missing(true);
+        migrator
+            .run(&self.pool)
+            .await
+            .context("database migration failed")?;
+        Ok(())
+    }
+
+    /// Checks the database answers (for `/ready`).
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// Creates the SQLite file with WAL journaling before the `Any` pool opens it (the `Any` URL cannot
+/// carry those options).
+async fn prepare_sqlite_file(url: &str) -> anyhow::Result<()> {
+    let options = SqliteConnectOptions::from_str(url)
+        .context("bad sqlite URL")?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal);
+    if let Some(dir) = options.get_filename().parent() {
+        if !dir.as_os_str().is_empty() {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+    }
+    let pool = sqlx::SqlitePool::connect_with(options)
+        .await
+        .context("cannot open the SQLite database")?;
+    pool.close().await;
+    Ok(())
+}
+
+/// A SQLite URL for a file, for defaults such as `DATA_DIR/chat.db`.
+pub fn sqlite_url(path: &std::path::Path) -> String {
+    format!("sqlite://{}", path.display())
+}

@@ -1,0 +1,9 @@
+//! Adapters shared by the services. `infra` implements the ports the services need (event store,
+//! databases, mail, configuration) and knows nothing of chat rules.
+
+pub mod config;
+pub mod db;
+pub mod event_store;
+pub mod mail;
+
+pub use event_store::{AppendResult, EventStore, ExpectedVersion, StoreError};

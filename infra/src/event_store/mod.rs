@@ -12,7 +12,23 @@ use futures::stream::BoxStream;
 use thiserror::Error;
 
 pub mod postgres;
+mod sql;
 pub mod sqlite;
+
+use std::sync::Arc;
+
+/// Opens the event store named by `EVENT_STORE_URL`, running its migrations.
+pub async fn open_event_store(url: &str) -> anyhow::Result<Arc<dyn EventStore>> {
+    if url.starts_with("sqlite:") {
+        Ok(sqlite::open(url).await?)
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(postgres::open(url).await?)
+    } else if url.starts_with("esdb") || url.starts_with("kurrentdb") {
+        anyhow::bail!("EVENT_STORE_URL: the EventStoreDB/KurrentDB backend is not built into this version; use sqlite:// or postgres://")
+    } else {
+        anyhow::bail!("EVENT_STORE_URL: expected sqlite://… or postgres://…")
+    }
+}
 
 /// What the writer expects the stream's current version to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

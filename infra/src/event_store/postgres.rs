@@ -1,1 +1,27 @@
+//! The PostgreSQL backend: appends from any number of processes serialize on an advisory lock so
+//! the log's positions follow commit order.
 
+use std::sync::Arc;
+
+use super::sql::{Dialect, SqlEventStore};
+use super::{EventStore, StoreError};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/events/postgres");
+
+/// Opens the PostgreSQL event store at `url` (`postgres://…`), running its migrations.
+pub async fn open(url: &str) -> Result<Arc<dyn EventStore>, StoreError> {
+    let setup = sqlx::PgPool::connect(url).await?;
+    let mut migrator = sqlx::migrate::Migrator {
+        migrations: MIGRATOR.migrations.clone(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    migrator.set_ignore_missing(true);
+    migrator
+        .run(&setup)
+        .await
+        .map_err(|e| StoreError::Backend(format!("migration: {e}")))?;
+    setup.close().await;
+    Ok(Arc::new(
+        SqlEventStore::connect(url, Dialect::Postgres).await?,
+    ))
+}

@@ -1,0 +1,442 @@
+//! The event store over SQL, shared by the SQLite and PostgreSQL backends through sqlx's `Any`
+//! driver (`$n` placeholders work on both). Only locking and migrations differ per dialect.
+//!
+//! Appends go through one writer task per store that commits in groups: it takes every append
+//! waiting (up to [`MAX_BATCH`]), checks each against its expected version in order, writes each
+//! under its own savepoint (so one failing append leaves nothing and spoils nothing else), and
+//! commits them in one transaction: one fsync for many appends. Positions are assigned inside the
+//! transaction as `max(position) + 1`; on PostgreSQL the transaction first takes an advisory lock,
+//! so writers in several processes still produce positions in commit order.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::DateTime;
+use events_schema::{NewEvent, Position, RecordedEvent};
+use futures::future::BoxFuture;
+use futures::stream::{BoxStream, StreamExt};
+use sqlx::any::{install_default_drivers, AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use super::{AppendResult, EventStore, ExpectedVersion, StoreError};
+
+/// The most appends committed in one transaction.
+const MAX_BATCH: usize = 512;
+/// How often a follower looks for events written by other processes.
+const POLL: Duration = Duration::from_millis(200);
+/// Events read per page while catching up.
+const PAGE: usize = 512;
+/// The advisory lock that serializes appends on PostgreSQL.
+const APPEND_LOCK: i64 = 0x6576_656e_7473; // "events"
+
+const COLUMNS: &str = "position, event_id, stream, version, event_type, \
+     CAST(schema_version AS BIGINT) AS schema_version, occurred_at, actor, correlation_id, causation_id, payload";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+struct AppendRequest {
+    stream: String,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+    reply: oneshot::Sender<Result<AppendResult, StoreError>>,
+}
+
+/// The SQL event store.
+pub struct SqlEventStore {
+    pool: AnyPool,
+    dialect: Dialect,
+    writer: mpsc::Sender<AppendRequest>,
+    head: watch::Receiver<Position>,
+}
+
+impl SqlEventStore {
+    /// Connects readers and the writer to an already migrated database.
+    pub async fn connect(url: &str, dialect: Dialect) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| Box::pin(async move { prepare(conn, dialect).await }))
+            .connect(url)
+            .await?;
+        let mut writer_conn = AnyConnection::connect(url).await?;
+        prepare(&mut writer_conn, dialect).await?;
+        let start = head_of(&pool).await?;
+        let (head_tx, head) = watch::channel(start);
+        let (writer, requests) = mpsc::channel(4 * MAX_BATCH);
+        let options: AnyConnectOptions = url.parse()?;
+        tokio::spawn(write_loop(writer_conn, options, dialect, requests, head_tx));
+        Ok(Self {
+            pool,
+            dialect,
+            writer,
+            head,
+        })
+    }
+}
+
+/// Per-connection settings (SQLite's durability and lock wait).
+fn prepare(conn: &mut AnyConnection, dialect: Dialect) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        if dialect == Dialect::Sqlite {
+            conn.execute("PRAGMA busy_timeout = 5000; PRAGMA synchronous = FULL;")
+                .await?;
+        }
+        Ok(())
+    })
+}
+
+async fn head_of(pool: &AnyPool) -> Result<Position, StoreError> {
+    let head: i64 =
+        sqlx::query_scalar("SELECT CAST(COALESCE(MAX(position), 0) AS BIGINT) FROM events")
+            .fetch_one(pool)
+            .await?;
+    Ok(head as Position)
+}
+
+/// Takes appends off the channel and commits them in groups, until every sender is gone.
+async fn write_loop(
+    mut conn: AnyConnection,
+    options: AnyConnectOptions,
+    dialect: Dialect,
+    mut requests: mpsc::Receiver<AppendRequest>,
+    head: watch::Sender<Position>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = requests.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match requests.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        match write_batch(&mut conn, dialect, &batch).await {
+            Ok((results, last)) => {
+                if let Some(last) = last {
+                    head.send_replace(last);
+                }
+                for (request, result) in batch.drain(..).zip(results) {
+                    let _ = request.reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, appends = batch.len(), "event store write failed");
+                for request in batch.drain(..) {
+                    let _ = request.reply.send(Err(StoreError::Backend(e.to_string())));
+                }
+                // The connection may be gone (database restarted): open a new one for the next batch.
+                match AnyConnection::connect_with(&options).await {
+                    Ok(mut fresh) => {
+                        if prepare(&mut fresh, dialect).await.is_ok() {
+                            conn = fresh;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "event store writer cannot reconnect yet")
+                    }
+                }
+            }
+        }
+    }
+}
+
+type BatchOutcome = (Vec<Result<AppendResult, StoreError>>, Option<Position>);
+
+// Boxed with an explicit `Send` so the writer task's future is provably `Send` (rustc cannot see
+// through sqlx's higher-ranked executor bounds otherwise).
+fn write_batch<'a>(
+    conn: &'a mut AnyConnection,
+    dialect: Dialect,
+    batch: &'a [AppendRequest],
+) -> BoxFuture<'a, Result<BatchOutcome, sqlx::Error>> {
+    Box::pin(write_batch_inner(conn, dialect, batch))
+}
+
+async fn write_batch_inner(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    batch: &[AppendRequest],
+) -> Result<BatchOutcome, sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    if dialect == Dialect::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(APPEND_LOCK)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let max: i64 =
+        sqlx::query_scalar("SELECT CAST(COALESCE(MAX(position), 0) AS BIGINT) FROM events")
+            .fetch_one(&mut *tx)
+            .await?;
+    let mut next = max + 1;
+    let mut versions: HashMap<&str, Option<i64>> = HashMap::new();
+    let mut results = Vec::with_capacity(batch.len());
+    let mut last = None;
+    for request in batch {
+        if request.events.is_empty() {
+            results.push(Err(StoreError::EmptyAppend));
+            continue;
+        }
+        let current = match versions.get(request.stream.as_str()) {
+            Some(v) => *v,
+            None => {
+                sqlx::query_scalar::<_, Option<i64>>(
+                    "SELECT CAST(MAX(version) AS BIGINT) FROM events WHERE stream = $1",
+                )
+                .bind(&request.stream)
+                .fetch_one(&mut *tx)
+                .await?
+            }
+        };
+        if !expected_matches(request.expected, current) {
+            versions.insert(&request.stream, current);
+            results.push(Err(StoreError::WrongExpectedVersion {
+                stream: request.stream.clone(),
+                expected: request.expected,
+                actual: current.map(|v| v as u64),
+            }));
+            continue;
+        }
+        sqlx::query("SAVEPOINT append").execute(&mut *tx).await?;
+        let first_version = current.map_or(0, |v| v + 1);
+        match insert_events(&mut tx, request, first_version, next).await {
+            Ok(()) => {
+                sqlx::query("RELEASE SAVEPOINT append")
+                    .execute(&mut *tx)
+                    .await?;
+                let n = request.events.len() as i64;
+                let version = first_version + n - 1;
+                let position = next + n - 1;
+                next += n;
+                versions.insert(&request.stream, Some(version));
+                last = Some(position as Position);
+                results.push(Ok(AppendResult {
+                    version: version as u64,
+                    position: position as Position,
+                }));
+            }
+            Err(e) if is_unique_violation(&e) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT append")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("RELEASE SAVEPOINT append")
+                    .execute(&mut *tx)
+                    .await?;
+                results.push(Err(StoreError::Backend(format!(
+                    "append to {} refused: {e}",
+                    request.stream
+                ))));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    tx.commit().await?;
+    Ok((results, last))
+}
+
+fn expected_matches(expected: ExpectedVersion, current: Option<i64>) -> bool {
+    match expected {
+        ExpectedVersion::Any => true,
+        ExpectedVersion::NoStream => current.is_none(),
+        ExpectedVersion::Exact(v) => current == Some(v as i64),
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+async fn insert_events(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    request: &AppendRequest,
+    first_version: i64,
+    first_position: i64,
+) -> Result<(), sqlx::Error> {
+    for (i, event) in request.events.iter().enumerate() {
+        let offset = i as i64;
+        sqlx::query(
+            "INSERT INTO events (position, event_id, stream, version, event_type, schema_version, occurred_at, \
+             actor, correlation_id, causation_id, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(first_position + offset)
+        .bind(event.event_id.to_string())
+        .bind(&request.stream)
+        .bind(first_version + offset)
+        .bind(&event.event_type)
+        .bind(i64::from(event.schema_version) as i32)
+        .bind(event.occurred_at.timestamp_millis())
+        .bind(event.metadata.actor.clone())
+        .bind(event.metadata.correlation_id.to_string())
+        .bind(event.metadata.causation_id.map(|id| id.to_string()))
+        .bind(&event.payload)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+fn decode(row: &AnyRow) -> Result<RecordedEvent, StoreError> {
+    let corrupt = |what: &str| StoreError::Backend(format!("corrupt event row: {what}"));
+    let uuid = |text: String| Uuid::parse_str(&text).map_err(|_| corrupt("uuid"));
+    let occurred_at: i64 = row.try_get("occurred_at")?;
+    let causation: Option<String> = row.try_get("causation_id")?;
+    Ok(RecordedEvent {
+        event_id: uuid(row.try_get("event_id")?)?,
+        stream: row.try_get("stream")?,
+        version: u64::try_from(row.try_get::<i64, _>("version")?)
+            .map_err(|_| corrupt("version"))?,
+        position: u64::try_from(row.try_get::<i64, _>("position")?)
+            .map_err(|_| corrupt("position"))?,
+        event_type: row.try_get("event_type")?,
+        schema_version: u32::try_from(row.try_get::<i64, _>("schema_version")?)
+            .map_err(|_| corrupt("schema version"))?,
+        occurred_at: DateTime::from_timestamp_millis(occurred_at).ok_or_else(|| corrupt("time"))?,
+        actor: row.try_get("actor")?,
+        correlation_id: uuid(row.try_get("correlation_id")?)?,
+        causation_id: causation.map(uuid).transpose()?,
+        payload: row.try_get("payload")?,
+    })
+}
+
+async fn read_all_from(
+    pool: &AnyPool,
+    after: Position,
+    max: usize,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+    ))
+    .bind(after as i64)
+    .bind(max as i64)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(decode).collect()
+}
+
+/// The state of one `subscribe_all` follower.
+struct Follower {
+    pool: AnyPool,
+    head: watch::Receiver<Position>,
+    after: Position,
+    buffer: VecDeque<RecordedEvent>,
+    ended: bool,
+}
+
+impl Follower {
+    async fn next(mut self) -> Option<(Result<RecordedEvent, StoreError>, Self)> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            if let Some(event) = self.buffer.pop_front() {
+                self.after = event.position;
+                return Some((Ok(event), self));
+            }
+            match read_all_from(&self.pool, self.after, PAGE).await {
+                Err(e) => {
+                    self.ended = true;
+                    return Some((Err(e), self));
+                }
+                Ok(events) if !events.is_empty() => self.buffer.extend(events),
+                Ok(_) => {
+                    // Woken by this process's appends, or by the poll for other processes'.
+                    if let Ok(Err(_)) = tokio::time::timeout(POLL, self.head.changed()).await {
+                        // The store is gone; keep polling at the same pace rather than spinning.
+                        tokio::time::sleep(POLL).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl EventStore for SqlEventStore {
+    async fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        if events.is_empty() {
+            return Err(StoreError::EmptyAppend);
+        }
+        let (reply, answer) = oneshot::channel();
+        let request = AppendRequest {
+            stream: stream.to_owned(),
+            expected,
+            events,
+            reply,
+        };
+        self.writer
+            .send(request)
+            .await
+            .map_err(|_| StoreError::Backend("the event store writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("the event store writer dropped the append".into()))?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3"
+        ))
+        .bind(stream)
+        .bind(from_version as i64)
+        .bind(max as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn read_all(
+        &self,
+        after: Position,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        read_all_from(&self.pool, after, max).await
+    }
+
+    async fn head(&self) -> Result<Position, StoreError> {
+        head_of(&self.pool).await
+    }
+
+    fn subscribe_all(
+        &self,
+        after: Position,
+    ) -> BoxStream<'static, Result<RecordedEvent, StoreError>> {
+        let follower = Follower {
+            pool: self.pool.clone(),
+            head: self.head.clone(),
+            after,
+            buffer: VecDeque::new(),
+            ended: false,
+        };
+        futures::stream::unfold(follower, Follower::next).boxed()
+    }
+
+    fn backend(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

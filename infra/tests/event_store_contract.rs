@@ -1,0 +1,429 @@
+//! The event-store contract: every backend passes the same tests. A backend joins with one
+//! `contract_tests!` line (an EventStoreDB backend through the `eventstore` crate would add
+//! `contract_tests!(esdb, Esdb::new)`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use events_schema::{EventMetadata, NewEvent, RecordedEvent};
+use futures::StreamExt;
+use infra::event_store::open_event_store;
+use infra::{EventStore, ExpectedVersion, StoreError};
+use uuid::Uuid;
+
+/// A place a store lives, which can be opened again to simulate a restart.
+#[async_trait::async_trait]
+trait Backend: Send + Sync {
+    async fn open(&self) -> Arc<dyn EventStore>;
+}
+
+struct Sqlite {
+    dir: tempfile::TempDir,
+}
+
+impl Sqlite {
+    async fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for Sqlite {
+    async fn open(&self) -> Arc<dyn EventStore> {
+        let url = format!("sqlite://{}", self.dir.path().join("events.db").display());
+        open_event_store(&url).await.expect("sqlite store opens")
+    }
+}
+
+/// A uniquely named database on the machine's PostgreSQL, dropped when the test ends.
+struct Postgres {
+    admin: String,
+    name: String,
+}
+
+impl Postgres {
+    async fn new() -> Self {
+        let admin = std::env::var("TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("es_contract_{}", Uuid::new_v4().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .expect("PostgreSQL must be reachable (TEST_PG_URL); run infra/scripts/services");
+        sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create database");
+        Self { admin, name }
+    }
+
+    fn url(&self) -> String {
+        let base = self
+            .admin
+            .rsplit_once('/')
+            .map_or(self.admin.as_str(), |(b, _)| b);
+        format!("{base}/{}", self.name)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; clean up on a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(mut conn) =
+                    <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await
+                {
+                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::Executor::execute(&mut conn, drop.as_str()).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for Postgres {
+    async fn open(&self) -> Arc<dyn EventStore> {
+        open_event_store(&self.url())
+            .await
+            .expect("postgres store opens")
+    }
+}
+
+fn event(payload: &str) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: "TestHappened".into(),
+        schema_version: 1,
+        occurred_at: events_schema::envelope::now_millis(),
+        metadata: EventMetadata {
+            actor: Some("u1".into()),
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+        },
+        payload: payload.into(),
+    }
+}
+
+async fn concurrent_appends_with_the_same_expected_version_one_wins(b: &dyn Backend) {
+    let store = b.open().await;
+    store
+        .append("s", ExpectedVersion::NoStream, vec![event("{}")])
+        .await
+        .unwrap();
+    let attempts = (0..20).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .append(
+                    "s",
+                    ExpectedVersion::Exact(0),
+                    vec![event(&format!("{{\"i\":{i}}}"))],
+                )
+                .await
+        })
+    });
+    let results: Vec<_> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    for r in results.iter().filter(|r| r.is_err()) {
+        assert!(
+            matches!(
+                r,
+                Err(StoreError::WrongExpectedVersion {
+                    actual: Some(1),
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+    }
+    assert_eq!(store.read_stream("s", 0, 100).await.unwrap().len(), 2);
+}
+
+async fn expected_version_semantics(b: &dyn Backend) {
+    let store = b.open().await;
+    assert!(store
+        .read_stream("missing", 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let early = store
+        .append("a", ExpectedVersion::Exact(0), vec![event("{}")])
+        .await;
+    assert!(matches!(
+        early,
+        Err(StoreError::WrongExpectedVersion { actual: None, .. })
+    ));
+    let first = store
+        .append("a", ExpectedVersion::NoStream, vec![event("{}")])
+        .await
+        .unwrap();
+    assert_eq!(first.version, 0);
+    let again = store
+        .append("a", ExpectedVersion::NoStream, vec![event("{}")])
+        .await;
+    assert!(matches!(
+        again,
+        Err(StoreError::WrongExpectedVersion { .. })
+    ));
+    let second = store
+        .append("a", ExpectedVersion::Any, vec![event("{}"), event("{}")])
+        .await
+        .unwrap();
+    assert_eq!(second.version, 2);
+    assert!(second.position > first.position);
+    assert!(matches!(
+        store.append("a", ExpectedVersion::Exact(2), vec![]).await,
+        Err(StoreError::EmptyAppend)
+    ));
+    assert_eq!(
+        store
+            .append("a", ExpectedVersion::Exact(2), vec![event("{}")])
+            .await
+            .unwrap()
+            .version,
+        3
+    );
+    let last = store
+        .read_all(0, 100)
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .position;
+    assert_eq!(store.head().await.unwrap(), last);
+}
+
+async fn a_multi_event_append_is_all_or_nothing(b: &dyn Backend) {
+    let store = b.open().await;
+    store
+        .append("m", ExpectedVersion::NoStream, vec![event("{}")])
+        .await
+        .unwrap();
+    // A conflicting append of several events writes none of them.
+    assert!(store
+        .append(
+            "m",
+            ExpectedVersion::Exact(7),
+            vec![event("{}"), event("{}")]
+        )
+        .await
+        .is_err());
+    // An append failing half-way (its second event reuses an existing id) writes none of them.
+    let existing = store.read_stream("m", 0, 1).await.unwrap()[0].event_id;
+    let mut dup = event("{}");
+    dup.event_id = existing;
+    assert!(store
+        .append(
+            "m",
+            ExpectedVersion::Exact(0),
+            vec![event("{\"n\":1}"), dup]
+        )
+        .await
+        .is_err());
+    assert_eq!(store.read_stream("m", 0, 100).await.unwrap().len(), 1);
+    assert_eq!(store.read_all(0, 100).await.unwrap().len(), 1);
+    // And the store goes on.
+    assert_eq!(
+        store
+            .append("m", ExpectedVersion::Exact(0), vec![event("{}")])
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+}
+
+async fn the_global_order_is_total_and_agrees_with_every_stream(b: &dyn Backend) {
+    let store = b.open().await;
+    let writers = (0..8).map(|w| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 0..25 {
+                let stream = format!("stream-{}", (w + i) % 4);
+                store
+                    .append(
+                        &stream,
+                        ExpectedVersion::Any,
+                        vec![event("{}"), event("{}")],
+                    )
+                    .await
+                    .unwrap();
+            }
+        })
+    });
+    futures::future::join_all(writers).await;
+    let all = store.read_all(0, 10_000).await.unwrap();
+    assert_eq!(all.len(), 8 * 25 * 2);
+    assert!(all.windows(2).all(|w| w[0].position < w[1].position));
+    let mut next_version: HashMap<&str, u64> = HashMap::new();
+    for e in &all {
+        let expected = next_version.entry(e.stream.as_str()).or_insert(0);
+        assert_eq!(
+            e.version, *expected,
+            "stream {} out of order in the global log",
+            e.stream
+        );
+        *expected += 1;
+    }
+}
+
+async fn reading_after_a_position_survives_a_restart(b: &dyn Backend) {
+    let store = b.open().await;
+    for i in 0..10 {
+        store
+            .append(
+                &format!("r{}", i % 3),
+                ExpectedVersion::Any,
+                vec![event("{}")],
+            )
+            .await
+            .unwrap();
+    }
+    let all = store.read_all(0, 100).await.unwrap();
+    let p = all[4].position;
+    drop(store);
+    let reopened = b.open().await;
+    assert_eq!(reopened.read_all(p, 100).await.unwrap(), all[5..].to_vec());
+    let next = reopened
+        .append("r0", ExpectedVersion::Any, vec![event("{}")])
+        .await
+        .unwrap();
+    assert!(next.position > all.last().unwrap().position);
+}
+
+async fn an_event_round_trips_byte_for_byte(b: &dyn Backend) {
+    let store = b.open().await;
+    let payload = "{ \"z\":1,\n\t\"a\" : \"é 漢字 \\u00e9 \\\"q\\\" 🎉\",  \"n\":1.50 }";
+    let mut sent = event(payload);
+    sent.metadata.causation_id = Some(Uuid::now_v7());
+    sent.schema_version = 3;
+    let written = store
+        .append("bytes", ExpectedVersion::NoStream, vec![sent.clone()])
+        .await
+        .unwrap();
+    let read: RecordedEvent = store.read_stream("bytes", 0, 1).await.unwrap().remove(0);
+    assert_eq!(read.payload.as_bytes(), payload.as_bytes());
+    assert_eq!(
+        (read.event_id, read.event_type.as_str(), read.schema_version),
+        (sent.event_id, "TestHappened", 3)
+    );
+    assert_eq!(
+        (read.occurred_at, read.actor.clone()),
+        (sent.occurred_at, sent.metadata.actor.clone())
+    );
+    assert_eq!(
+        (read.correlation_id, read.causation_id),
+        (sent.metadata.correlation_id, sent.metadata.causation_id)
+    );
+    assert_eq!(
+        (read.stream.as_str(), read.version, read.position),
+        ("bytes", 0, written.position)
+    );
+    assert_eq!(
+        store.read_all(written.position - 1, 1).await.unwrap()[0],
+        read
+    );
+}
+
+async fn subscribe_all_catches_up_then_follows_live(b: &dyn Backend) {
+    let store = b.open().await;
+    for _ in 0..5 {
+        store
+            .append("live", ExpectedVersion::Any, vec![event("{}")])
+            .await
+            .unwrap();
+    }
+    let start = store.read_all(0, 100).await.unwrap()[1].position;
+    let mut follower = store.subscribe_all(start);
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 0..40 {
+                store
+                    .append(
+                        &format!("live-{}", i % 5),
+                        ExpectedVersion::Any,
+                        vec![event("{}")],
+                    )
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    while seen.len() < 3 + 40 {
+        let next = tokio::time::timeout(Duration::from_secs(10), follower.next())
+            .await
+            .expect("the follower keeps up");
+        seen.push(next.expect("the stream does not end").expect("no error"));
+    }
+    writer.await.unwrap();
+    let all = store.read_all(start, 1000).await.unwrap();
+    assert_eq!(
+        seen, all,
+        "exactly the events after the start, in order, no gaps, no duplicates"
+    );
+}
+
+macro_rules! contract_tests {
+    ($backend:ident, $new:expr) => {
+        mod $backend {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_appends_with_the_same_expected_version_one_wins() {
+                super::concurrent_appends_with_the_same_expected_version_one_wins(&$new().await)
+                    .await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn expected_version_semantics() {
+                super::expected_version_semantics(&$new().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_multi_event_append_is_all_or_nothing() {
+                super::a_multi_event_append_is_all_or_nothing(&$new().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn the_global_order_is_total_and_agrees_with_every_stream() {
+                super::the_global_order_is_total_and_agrees_with_every_stream(&$new().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn reading_after_a_position_survives_a_restart() {
+                super::reading_after_a_position_survives_a_restart(&$new().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn an_event_round_trips_byte_for_byte() {
+                super::an_event_round_trips_byte_for_byte(&$new().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn subscribe_all_catches_up_then_follows_live() {
+                super::subscribe_all_catches_up_then_follows_live(&$new().await).await;
+            }
+        }
+    };
+}
+
+contract_tests!(sqlite, Sqlite::new);
+contract_tests!(postgres, Postgres::new);

@@ -1,0 +1,234 @@
+//! The self chat (stream `chat-<userId>`): notes to self. Its state never holds the messages, only
+//! what decisions need: who owns it, and the recent `ClientId`s for idempotent sends.
+
+use std::collections::{HashMap, VecDeque};
+
+use chrono::{DateTime, Utc};
+use events_schema::events::{MessageSent, SelfChatCreated};
+use events_schema::{
+    Accepted, ChatId, ClientId, Content, DomainEvent, MessageId, Position, RecordedEvent,
+    RefusalCode, UserId,
+};
+
+use super::{Aggregate, Decision, Refusal};
+
+/// How many recent `ClientId`s a chat remembers: retries come within seconds, so a bounded
+/// window keeps the state small however long the chat's history.
+pub const CLIENT_ID_WINDOW: usize = 1024;
+
+/// A message remembered by its `ClientId`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    pub message_id: MessageId,
+    pub position: Position,
+    pub occurred_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SelfChat {
+    pub owner: Option<UserId>,
+    pub created_at: Option<Position>,
+    pub client_ids: HashMap<ClientId, SentMessage>,
+    pub client_order: VecDeque<ClientId>,
+}
+
+impl Aggregate for SelfChat {
+    fn apply(&mut self, event: &DomainEvent, recorded: &RecordedEvent) {
+        match event {
+            DomainEvent::SelfChatCreated(e) => {
+                self.owner = Some(e.owner.clone());
+                self.created_at = Some(recorded.position);
+            }
+            DomainEvent::MessageSent(e) => {
+                if let Some(client_id) = &e.client_id {
+                    self.remember(
+                        client_id.clone(),
+                        SentMessage {
+                            message_id: e.message_id.clone(),
+                            position: recorded.position,
+                            occurred_at: recorded.occurred_at,
+                        },
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl SelfChat {
+    fn remember(&mut self, client_id: ClientId, sent: SentMessage) {
+        if self.client_ids.insert(client_id.clone(), sent).is_none() {
+            self.client_order.push_back(client_id);
+        }
+        while self.client_order.len() > CLIENT_ID_WINDOW {
+            if let Some(old) = self.client_order.pop_front() {
+                self.client_ids.remove(&old);
+            }
+        }
+    }
+
+    pub fn create(&self, owner: &UserId) -> Result<Decision, Refusal> {
+        match (&self.owner, self.created_at) {
+            (Some(_), Some(position)) => Ok(Decision::AlreadyDone(Accepted {
+                position,
+                chat_id: Some(ChatId::self_chat_of(owner)),
+                ..Accepted::default()
+            })),
+            _ => Ok(Decision::Append(vec![SelfChatCreated {
+                chat_id: ChatId::self_chat_of(owner),
+                owner: owner.clone(),
+            }
+            .into()])),
+        }
+    }
+
+    /// A note from `sender`; `message_id` is the id to use if a new message is written.
+    pub fn send(
+        &self,
+        sender: &UserId,
+        content: &Content,
+        client_id: Option<&ClientId>,
+        message_id: MessageId,
+    ) -> Result<Decision, Refusal> {
+        let Some(owner) = &self.owner else {
+            return Err(Refusal::new(
+                RefusalCode::NotFound,
+                "no self chat for this user",
+            ));
+        };
+        if owner != sender {
+            return Err(Refusal::new(
+                RefusalCode::Forbidden,
+                "only its owner writes to a self chat",
+            ));
+        }
+        if let Some(earlier) = client_id.and_then(|c| self.client_ids.get(c)) {
+            return Ok(Decision::AlreadyDone(Accepted {
+                position: earlier.position,
+                chat_id: Some(ChatId::self_chat_of(owner)),
+                message_id: Some(earlier.message_id.clone()),
+                occurred_at: Some(earlier.occurred_at),
+            }));
+        }
+        Ok(Decision::Append(vec![MessageSent {
+            chat_id: ChatId::self_chat_of(owner),
+            message_id,
+            sender_id: sender.clone(),
+            content: content.clone(),
+            client_id: client_id.cloned(),
+        }
+        .into()]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregates::testing::given;
+
+    fn ids() -> (UserId, MessageId) {
+        (
+            UserId::parse("u1").unwrap(),
+            MessageId::parse("m1").unwrap(),
+        )
+    }
+
+    fn created(owner: &UserId) -> DomainEvent {
+        SelfChatCreated {
+            chat_id: ChatId::self_chat_of(owner),
+            owner: owner.clone(),
+        }
+        .into()
+    }
+
+    #[test]
+    fn only_the_owner_writes_and_only_once_created() {
+        let (me, m) = ids();
+        let hi = Content::parse("hi").unwrap();
+        assert_eq!(
+            given::<SelfChat>(&[])
+                .send(&me, &hi, None, m.clone())
+                .unwrap_err()
+                .code,
+            RefusalCode::NotFound
+        );
+        let chat: SelfChat = given(&[created(&me)]);
+        let other = UserId::parse("u2").unwrap();
+        assert_eq!(
+            chat.send(&other, &hi, None, m.clone()).unwrap_err().code,
+            RefusalCode::Forbidden
+        );
+        let sent = MessageSent {
+            chat_id: ChatId::self_chat_of(&me),
+            message_id: m.clone(),
+            sender_id: me.clone(),
+            content: hi.clone(),
+            client_id: None,
+        };
+        assert_eq!(
+            chat.send(&me, &hi, None, m),
+            Ok(Decision::Append(vec![sent.into()]))
+        );
+    }
+
+    #[test]
+    fn a_repeated_client_id_answers_the_first_message() {
+        let (me, m) = ids();
+        let hi = Content::parse("hi").unwrap();
+        let key = ClientId::parse("k1").unwrap();
+        let first = MessageSent {
+            chat_id: ChatId::self_chat_of(&me),
+            message_id: m.clone(),
+            sender_id: me.clone(),
+            content: hi.clone(),
+            client_id: Some(key.clone()),
+        };
+        let chat: SelfChat = given(&[created(&me), first.into()]);
+        match chat.send(&me, &hi, Some(&key), MessageId::parse("m2").unwrap()) {
+            Ok(Decision::AlreadyDone(accepted)) => {
+                assert_eq!((accepted.message_id, accepted.position), (Some(m), 2));
+            }
+            other => panic!("expected the first message, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_client_id_window_is_bounded() {
+        let (me, _) = ids();
+        let mut events = vec![created(&me)];
+        for i in 0..(CLIENT_ID_WINDOW + 10) {
+            events.push(
+                MessageSent {
+                    chat_id: ChatId::self_chat_of(&me),
+                    message_id: MessageId::parse(&format!("m{i}")).unwrap(),
+                    sender_id: me.clone(),
+                    content: Content::parse("x").unwrap(),
+                    client_id: Some(ClientId::parse(&format!("k{i}")).unwrap()),
+                }
+                .into(),
+            );
+        }
+        let chat: SelfChat = given(&events);
+        assert_eq!(chat.client_ids.len(), CLIENT_ID_WINDOW);
+        assert!(!chat
+            .client_ids
+            .contains_key(&ClientId::parse("k0").unwrap()));
+        assert!(chat
+            .client_ids
+            .contains_key(&ClientId::parse(&format!("k{}", CLIENT_ID_WINDOW + 9)).unwrap()));
+    }
+
+    #[test]
+    fn creating_twice_writes_once() {
+        let (me, _) = ids();
+        assert!(matches!(
+            given::<SelfChat>(&[]).create(&me),
+            Ok(Decision::Append(_))
+        ));
+        assert!(matches!(
+            given::<SelfChat>(&[created(&me)]).create(&me),
+            Ok(Decision::AlreadyDone(_))
+        ));
+    }
+}

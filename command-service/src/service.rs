@@ -1,0 +1,249 @@
+//! Handling a command: load the aggregate (cached, caught up), decide, append with the version the
+//! decision saw, retry on a conflict, answer with a typed outcome.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use events_schema::{
+    streams, Accepted, ChatId, Command, CommandEnvelope, CommandOutcome, DomainEvent,
+    EventMetadata, MessageId, RefusalCode, UserId,
+};
+use infra::{EventStore, ExpectedVersion, StoreError};
+use tokio::sync::Mutex as AsyncMutex;
+use tracing::Instrument;
+
+use crate::aggregates::self_chat::SelfChat;
+use crate::aggregates::user::User;
+use crate::aggregates::{Aggregate, Decision, Refusal};
+
+/// How often a decision is retried when another writer got there first.
+const MAX_ATTEMPTS: usize = 5;
+/// Events read per page when catching a cached state up.
+const CATCH_UP_PAGE: usize = 1000;
+/// Streams kept in each cache before idle ones are dropped.
+const CACHE_CAPACITY: usize = 100_000;
+
+/// An aggregate's state and the version of the last event applied to it.
+struct Loaded<A> {
+    state: A,
+    version: Option<u64>,
+}
+
+/// Cached states, one async lock per stream: commands on one stream take turns, commands on
+/// different streams run in parallel.
+struct Cache<A> {
+    streams: Mutex<HashMap<String, Arc<AsyncMutex<Loaded<A>>>>>,
+}
+
+impl<A: Aggregate> Cache<A> {
+    fn new() -> Self {
+        Self {
+            streams: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn entry(&self, stream: &str) -> Arc<AsyncMutex<Loaded<A>>> {
+        let Ok(mut streams) = self.streams.lock() else {
+            // A poisoned map only means a panic elsewhere; a private entry is still correct.
+            return Arc::new(AsyncMutex::new(Loaded {
+                state: A::default(),
+                version: None,
+            }));
+        };
+        if streams.len() >= CACHE_CAPACITY {
+            streams.retain(|_, entry| Arc::strong_count(entry) > 1);
+        }
+        streams
+            .entry(stream.to_owned())
+            .or_insert_with(|| {
+                Arc::new(AsyncMutex::new(Loaded {
+                    state: A::default(),
+                    version: None,
+                }))
+            })
+            .clone()
+    }
+}
+
+/// Decides commands and appends their events.
+pub struct CommandService {
+    store: Arc<dyn EventStore>,
+    users: Cache<User>,
+    self_chats: Cache<SelfChat>,
+}
+
+impl CommandService {
+    pub fn new(store: Arc<dyn EventStore>) -> Self {
+        Self {
+            store,
+            users: Cache::new(),
+            self_chats: Cache::new(),
+        }
+    }
+
+    /// Decides `command` and answers once its events are durably stored (or it is refused).
+    pub async fn handle(&self, command: CommandEnvelope) -> CommandOutcome {
+        let span = tracing::info_span!("command", name = command.command.name(), correlation_id = %command.correlation_id);
+        async move {
+            match self.decide_and_append(&command).await {
+                Ok(accepted) => CommandOutcome::Accepted(accepted),
+                Err(refusal) => {
+                    tracing::debug!(code = refusal.code.as_str(), reason = %refusal.message, "command refused");
+                    CommandOutcome::Refused { code: refusal.code, message: refusal.message }
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn decide_and_append(&self, envelope: &CommandEnvelope) -> Result<Accepted, Refusal> {
+        let meta = EventMetadata {
+            actor: envelope.actor.as_ref().map(|a| a.as_str().to_owned()),
+            correlation_id: envelope.correlation_id,
+            causation_id: None,
+        };
+        match &envelope.command {
+            Command::RegisterUser { user_id, name } => {
+                self.execute(&self.users, &streams::user(user_id), &meta, |u| {
+                    u.register(user_id, name)
+                })
+                .await
+            }
+            Command::RenameUser { user_id, name } => {
+                self.execute(&self.users, &streams::user(user_id), &meta, |u| {
+                    u.rename(user_id, name)
+                })
+                .await
+            }
+            Command::VerifyUser { user_id } => self.verify(user_id, &meta).await,
+            Command::SendSelfMessage { content, client_id } => {
+                let sender = envelope.actor.as_ref().ok_or_else(|| {
+                    Refusal::new(RefusalCode::Forbidden, "sending needs a signed-in user")
+                })?;
+                let stream = streams::chat(&ChatId::self_chat_of(sender));
+                self.execute(&self.self_chats, &stream, &meta, |chat| {
+                    chat.send(sender, content, client_id.as_ref(), MessageId::generate())
+                })
+                .await
+            }
+        }
+    }
+
+    /// Verification touches two streams, each step idempotent, so a retry after a crash between
+    /// them completes the work.
+    async fn verify(&self, user_id: &UserId, meta: &EventMetadata) -> Result<Accepted, Refusal> {
+        self.execute(&self.users, &streams::user(user_id), meta, |u| {
+            u.verify(user_id)
+        })
+        .await?;
+        let chat = ChatId::self_chat_of(user_id);
+        self.execute(&self.self_chats, &streams::chat(&chat), meta, |c| {
+            c.create(user_id)
+        })
+        .await
+    }
+
+    /// Loads, decides, appends; on a version conflict catches up and decides again.
+    async fn execute<A: Aggregate>(
+        &self,
+        cache: &Cache<A>,
+        stream: &str,
+        meta: &EventMetadata,
+        decide: impl Fn(&A) -> Result<Decision, Refusal>,
+    ) -> Result<Accepted, Refusal> {
+        let entry = cache.entry(stream);
+        let mut loaded = entry.lock().await;
+        for _ in 0..MAX_ATTEMPTS {
+            self.catch_up(stream, &mut loaded).await?;
+            let events = match decide(&loaded.state)? {
+                Decision::AlreadyDone(accepted) => return Ok(accepted),
+                Decision::Append(events) => events,
+            };
+            let expected = loaded
+                .version
+                .map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+            let accepted = accepted_for(&events);
+            let new_events: Vec<_> = events
+                .into_iter()
+                .map(|e| e.into_new_event(meta.clone()))
+                .collect();
+            let occurred_at = new_events.last().map(|e| e.occurred_at);
+            match self.store.append(stream, expected, new_events).await {
+                Ok(result) => {
+                    // The next use catches up from the store, which applies what was just written.
+                    return Ok(Accepted {
+                        position: result.position,
+                        occurred_at: accepted.message_id.as_ref().and(occurred_at),
+                        ..accepted
+                    });
+                }
+                Err(StoreError::WrongExpectedVersion { .. }) => {
+                    tracing::debug!(stream, "another writer appended first; deciding again");
+                }
+                Err(e) => {
+                    tracing::error!(stream, error = %e, "append failed");
+                    return Err(Refusal::new(
+                        RefusalCode::Internal,
+                        "the event store is unavailable",
+                    ));
+                }
+            }
+        }
+        Err(Refusal::new(
+            RefusalCode::Conflict,
+            "too many concurrent changes; try again",
+        ))
+    }
+
+    /// Applies the events of `stream` written since `loaded.version`.
+    async fn catch_up<A: Aggregate>(
+        &self,
+        stream: &str,
+        loaded: &mut Loaded<A>,
+    ) -> Result<(), Refusal> {
+        loop {
+            let from = loaded.version.map_or(0, |v| v + 1);
+            let events = self
+                .store
+                .read_stream(stream, from, CATCH_UP_PAGE)
+                .await
+                .map_err(|e| {
+                    tracing::error!(stream, error = %e, "cannot read stream");
+                    Refusal::new(RefusalCode::Internal, "the event store is unavailable")
+                })?;
+            let done = events.len() < CATCH_UP_PAGE;
+            for recorded in &events {
+                match DomainEvent::from_recorded(recorded) {
+                    Ok(event) => loaded.state.apply(&event, recorded),
+                    Err(e) => {
+                        tracing::warn!(stream, version = recorded.version, error = %e, "event skipped: cannot decode")
+                    }
+                }
+                loaded.version = Some(recorded.version);
+            }
+            if done {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The ids an acknowledgement reports for the events about to be written.
+fn accepted_for(events: &[DomainEvent]) -> Accepted {
+    let mut accepted = Accepted::default();
+    for event in events {
+        match event {
+            DomainEvent::MessageSent(e) => {
+                accepted.chat_id = Some(e.chat_id.clone());
+                accepted.message_id = Some(e.message_id.clone());
+            }
+            other => {
+                if let Some(chat) = other.chat_id() {
+                    accepted.chat_id = Some(chat.clone());
+                }
+            }
+        }
+    }
+    accepted
+}

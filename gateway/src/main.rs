@@ -1,1 +1,60 @@
-fn main() {}
+//! `gateway`: with no `NATS_URL`, the all-in-one server (what `cargo run --release` starts).
+
+use std::process::ExitCode;
+
+use gateway::Application;
+use infra::config::Settings;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    gateway::telemetry::init();
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("gateway: bad setting: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if settings.nats_url.is_some() {
+        eprintln!(
+            "gateway: NATS_URL is set, but this version runs all-in-one only; unset NATS_URL"
+        );
+        return ExitCode::from(2);
+    }
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("gateway: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match app.run_until_stopped(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,189 @@
+//! Building and running the server. `main` and every integration test build it the same way.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, Method};
+use axum::{Router, ServiceExt};
+use command_service::CommandService;
+use infra::config::Settings;
+use infra::db::Database;
+use infra::event_store::open_event_store;
+use infra::mail::mailer_from_settings;
+use projection_service::Projector;
+use socketioxide::SocketIo;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tower::Layer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::auth::AuthService;
+use crate::http::{self, rate_limit::AuthRateLimiter};
+use crate::state::{AppState, CommandBus, Consistency, OriginSockets};
+use crate::{delivery, socket};
+
+/// How long a query waits for the read models to reflect the user's own last write.
+const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(3);
+/// Largest Socket.IO message accepted (4,000 characters of content plus envelope, with room).
+const MAX_SOCKET_PAYLOAD: u64 = 64 * 1024;
+
+/// A built server, bound to its port, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    router: Router,
+    projector: JoinHandle<anyhow::Result<()>>,
+    background: Vec<JoinHandle<()>>,
+    stop_projector: watch::Sender<bool>,
+}
+
+impl Application {
+    /// Opens every backend (failing with the name of the one that doesn't answer), starts the
+    /// projector and delivery, and binds `HOST:PORT` (port 0: any free port).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let store = open_event_store(&settings.event_store_url)
+            .await
+            .context("event store (EVENT_STORE_URL) unavailable")?;
+        let reads = Database::connect(&settings.database_url)
+            .await
+            .context("database (DATABASE_URL) unavailable")?;
+        let secret = settings.load_or_create_auth_secret()?;
+        let auth = AuthService::new(
+            reads.clone(),
+            &secret,
+            settings.access_token_ttl,
+            settings.refresh_token_ttl,
+        )
+        .await
+        .context("accounts")?;
+        let mailer = mailer_from_settings(&settings)?;
+        let commands: Arc<dyn CommandBus> = Arc::new(CommandService::new(store.clone()));
+        let projector = Arc::new(Projector::new(reads.clone()).await.context("read models")?);
+        let (progress_tx, progress_rx) = watch::channel(projector.checkpoint().await?);
+        let (applied_tx, applied_rx) = mpsc::channel(256);
+        let (stop_projector, stop_rx) = watch::channel(false);
+
+        let state = AppState {
+            limiter: Arc::new(AuthRateLimiter::new(
+                &settings.auth_rate_limit,
+                settings.trust_proxy,
+            )),
+            settings: settings.clone(),
+            auth: Arc::new(auth),
+            mailer,
+            commands,
+            reads,
+            store: store.clone(),
+            consistency: Arc::new(Consistency::new(progress_rx, READ_YOUR_WRITES_WAIT)),
+            origins: Arc::new(OriginSockets::default()),
+            io_cell: Arc::new(OnceLock::new()),
+        };
+        let (socket_layer, io) = SocketIo::builder()
+            .max_payload(MAX_SOCKET_PAYLOAD)
+            .with_state(state.clone())
+            .build_layer();
+        socket::register(&io);
+        let _ = state.io_cell.set(io);
+
+        let projector = tokio::spawn(projection_service::run(
+            store,
+            projector,
+            progress_tx,
+            Some(applied_tx),
+            stop_rx,
+        ));
+        let background = vec![
+            tokio::spawn(delivery::run(state.clone(), applied_rx)),
+            tokio::spawn(sweep(state.clone())),
+        ];
+        let router = http::router()
+            .layer(socket_layer)
+            .layer(cors(&settings))
+            .with_state(state.clone());
+
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port))
+            .await
+            .with_context(|| format!("cannot bind {}:{}", settings.host, settings.port))?;
+        let addr = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            addr,
+            state,
+            router,
+            projector,
+            background,
+            stop_projector,
+        })
+    }
+
+    /// The bound address (useful with PORT=0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` resolves, then disconnects every socket, finishes in-flight
+    /// requests and lets the projector commit the batch in hand, within 10 s.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!("listening on http://{}", self.addr);
+        let io = self.state.io().cloned();
+        let graceful = async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            if let Some(io) = io {
+                io.close().await;
+            }
+        };
+        let app = tower::util::MapRequestLayer::new(http::lowercase_path::<axum::body::Body>)
+            .layer(self.router);
+        let serve = axum::serve(
+            self.listener,
+            ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
+        )
+        .with_graceful_shutdown(graceful);
+        serve.await.context("server failed")?;
+        let _ = self.stop_projector.send(true);
+        match tokio::time::timeout(Duration::from_secs(8), self.projector).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "projector stopped with an error"),
+            Ok(Err(e)) => tracing::error!(error = %e, "projector task failed"),
+            Err(_) => tracing::warn!("projector did not stop in time"),
+        }
+        for task in self.background {
+            task.abort();
+        }
+        Ok(())
+    }
+}
+
+fn cors(settings: &Settings) -> CorsLayer {
+    let origins: Vec<HeaderValue> = settings
+        .allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+}
+
+/// Forgets rate-limit entries and delivery origins that no longer matter.
+async fn sweep(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        state.limiter.sweep();
+        state.origins.sweep();
+    }
+}

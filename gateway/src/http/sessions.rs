@@ -1,0 +1,158 @@
+//! Login, logout, token refresh and the original's `update-access-token`.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::Json;
+use events_schema::{UserId, UserName};
+use serde_json::{json, Value};
+
+use super::body::JsonObject;
+use super::cookies::{self, ACCESS_COOKIE, REFRESH_COOKIE};
+use super::error::ApiError;
+use super::rate_limit::AuthRoute;
+use crate::auth::{AuthError, Email, TokenPair};
+use crate::state::AppState;
+
+/// `POST /login {email, password}`.
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    state.limiter.check(AuthRoute::Login, peer, &headers)?;
+    let email = body.string("email")?;
+    let password = body.string("password")?;
+    // A malformed address cannot belong to an account: the same answer as an unknown one.
+    let email = Email::parse(email).map_err(|_| ApiError::from(AuthError::InvalidCredentials))?;
+    let ok = state.auth.login(&email, password).await?;
+    state.ensure_chat_user(&ok.user_id).await?;
+    let mut response_headers = HeaderMap::new();
+    set_session_cookies(&state, &mut response_headers, &ok.tokens);
+    let body = tokens_body(&ok.tokens, &ok.user_id, Some(&ok.name));
+    Ok((response_headers, Json(body)))
+}
+
+/// `POST /logout` with the refresh cookie or `{refreshToken}`: always 200.
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<JsonObject, ApiError>,
+) -> impl IntoResponse {
+    let token = refresh_token_from(&headers, body.ok().as_ref());
+    if let Some(token) = token {
+        if let Some(session) = state.auth.logout(&token).await {
+            state.end_session(&session, "logged out").await;
+        }
+    }
+    let secure = state.settings.secure_cookies();
+    let mut response_headers = HeaderMap::new();
+    cookies::clear(&mut response_headers, ACCESS_COOKIE, secure);
+    cookies::clear(&mut response_headers, REFRESH_COOKIE, secure);
+    (
+        response_headers,
+        Json(json!({"success": 1, "message": "Logged out"})),
+    )
+}
+
+/// `POST /refresh` with the refresh cookie or `{refreshToken}`: rotates the refresh token.
+pub async fn refresh(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<JsonObject, ApiError>,
+) -> Result<impl IntoResponse, ApiError> {
+    state.limiter.check(AuthRoute::Refresh, peer, &headers)?;
+    let Some(token) = refresh_token_from(&headers, body.ok().as_ref()) else {
+        return Err(AuthError::InvalidRefresh.into());
+    };
+    let tokens = match state.auth.refresh(&token).await {
+        Ok(tokens) => tokens,
+        Err(AuthError::RefreshReused { session_id }) => {
+            tracing::warn!(%session_id, "spent refresh token presented again: session revoked");
+            state.end_session(&session_id, "session revoked").await;
+            return Err(AuthError::InvalidRefresh.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut response_headers = HeaderMap::new();
+    set_session_cookies(&state, &mut response_headers, &tokens);
+    let body = json!({
+        "success": 1,
+        "message": "Tokens refreshed",
+        "accessToken": tokens.access,
+        "refreshToken": tokens.refresh,
+    });
+    Ok((response_headers, Json(body)))
+}
+
+/// `POST /update-access-token {acessToken}` (the original's spelling): sets the access cookie for
+/// a token this server signed, that has not expired and whose session is still open.
+pub async fn update_access_token(
+    State(state): State<AppState>,
+    body: JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    let token = body.string("acessToken")?;
+    let claims = state.auth.check_access_signature(token)?;
+    if !state.auth.session_active(&claims.session_id()).await? {
+        return Err(AuthError::InvalidAccess.into());
+    }
+    let mut response_headers = HeaderMap::new();
+    let remaining = claims.remaining();
+    cookies::set(
+        &mut response_headers,
+        ACCESS_COOKIE,
+        token,
+        remaining,
+        state.settings.secure_cookies(),
+    );
+    Ok((
+        response_headers,
+        Json(json!({"success": 1, "message": "Access token updated"})),
+    ))
+}
+
+fn refresh_token_from(headers: &HeaderMap, body: Option<&JsonObject>) -> Option<String> {
+    let from_body = body
+        .and_then(|b| b.optional_string("refreshToken").ok().flatten())
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned);
+    from_body.or_else(|| cookies::read(headers, REFRESH_COOKIE))
+}
+
+/// Sets both cookies for a fresh token pair.
+pub fn set_session_cookies(state: &AppState, headers: &mut HeaderMap, tokens: &TokenPair) {
+    let secure = state.settings.secure_cookies();
+    cookies::set(
+        headers,
+        ACCESS_COOKIE,
+        &tokens.access,
+        state.settings.access_token_ttl,
+        secure,
+    );
+    cookies::set(
+        headers,
+        REFRESH_COOKIE,
+        &tokens.refresh,
+        state.settings.refresh_token_ttl,
+        secure,
+    );
+}
+
+/// The body of a successful verification or login.
+pub fn tokens_body(tokens: &TokenPair, user_id: &UserId, name: Option<&UserName>) -> Value {
+    let mut body = json!({
+        "success": 1,
+        "message": "Signed in",
+        "accessToken": tokens.access,
+        "refreshToken": tokens.refresh,
+        "userId": user_id,
+    });
+    if let Some(name) = name {
+        body["userName"] = json!(name);
+    }
+    body
+}

@@ -1,0 +1,115 @@
+//! Answering a client event: exactly one acknowledgement when the client asked for one, else
+//! `request-failed` on failure (PROTOCOL.md §3.3).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use events_schema::RefusalCode;
+use serde_json::{json, Value};
+use socketioxide::adapter::LocalAdapter;
+use socketioxide::extract::AckSender;
+use socketioxide::handler::FromMessageParts;
+use socketioxide::socket::Socket;
+
+/// Why a request failed, in the protocol's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            code: "bad_request",
+            message: message.into(),
+        }
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            code: "not_found",
+            message: message.into(),
+        }
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self {
+            code: "forbidden",
+            message: message.into(),
+        }
+    }
+    pub fn internal() -> Self {
+        Self {
+            code: "internal",
+            message: "internal error, try again".into(),
+        }
+    }
+    pub fn refused(code: RefusalCode, message: String) -> Self {
+        Self {
+            code: code.as_str(),
+            message,
+        }
+    }
+
+    /// `success` is -1 for a bad request or a server error, 0 for a refusal.
+    fn success(&self) -> i32 {
+        match self.code {
+            "bad_request" | "internal" | "rate_limited" => -1,
+            _ => 0,
+        }
+    }
+}
+
+/// The acknowledgement callback of a client event, if it sent one.
+pub struct Reply {
+    ack: AckSender,
+    wants_ack: bool,
+}
+
+impl FromMessageParts<LocalAdapter> for Reply {
+    type Error = Infallible;
+
+    fn from_message_parts(
+        s: &Arc<Socket<LocalAdapter>>,
+        v: &mut socketioxide_core::Value,
+        ack_id: &Option<i64>,
+    ) -> Result<Self, Infallible> {
+        let ack = AckSender::from_message_parts(s, v, ack_id)?;
+        Ok(Self {
+            ack,
+            wants_ack: ack_id.is_some(),
+        })
+    }
+}
+
+impl Reply {
+    /// Acknowledges success with `fields` merged into `{success: 1}`.
+    pub fn ok(self, fields: Value) {
+        let mut body = json!({"success": 1});
+        if let (Some(body), Value::Object(fields)) = (body.as_object_mut(), fields) {
+            body.extend(fields);
+        }
+        if let Err(e) = self.ack.send(&body) {
+            tracing::debug!(error = %e, "ack not sent");
+        }
+    }
+
+    /// Answers a failure: the ack if the client asked for one, else `request-failed` to `socket`.
+    pub fn fail(self, socket: &Socket<LocalAdapter>, event: &str, failure: &Failure) {
+        tracing::debug!(event, code = failure.code, message = %failure.message, "request refused");
+        let result = if self.wants_ack {
+            self.ack.send(&json!({
+                "success": failure.success(),
+                "code": failure.code,
+                "message": failure.message,
+            }))
+        } else {
+            socket.emit(
+                "request-failed",
+                &json!({"Event": event, "code": failure.code, "message": failure.message}),
+            )
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "failure answer not sent");
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The gateway's shared state and the ports it talks through.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use events_schema::{Command, CommandEnvelope, CommandOutcome, Position, UserId};
+use infra::config::Settings;
+use infra::db::Database;
+use infra::mail::Mailer;
+use infra::EventStore;
+use socketioxide::socket::Sid;
+use socketioxide::SocketIo;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::auth::AuthService;
+use crate::http::error::ApiError;
+use crate::http::rate_limit::AuthRateLimiter;
+
+/// Where commands go: the in-process command-service (all-in-one) or, later, NATS.
+#[async_trait]
+pub trait CommandBus: Send + Sync + 'static {
+    async fn dispatch(&self, command: CommandEnvelope) -> CommandOutcome;
+}
+
+#[async_trait]
+impl CommandBus for command_service::CommandService {
+    async fn dispatch(&self, command: CommandEnvelope) -> CommandOutcome {
+        self.handle(command).await
+    }
+}
+
+/// Everything a request handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub auth: Arc<AuthService>,
+    pub mailer: Arc<dyn Mailer>,
+    pub commands: Arc<dyn CommandBus>,
+    pub reads: Database,
+    pub store: Arc<dyn EventStore>,
+    pub consistency: Arc<Consistency>,
+    pub origins: Arc<OriginSockets>,
+    pub limiter: Arc<AuthRateLimiter>,
+    /// Set once the Socket.IO layer is built (the layer itself needs this state first).
+    pub io_cell: Arc<OnceLock<SocketIo>>,
+}
+
+impl AppState {
+    /// The Socket.IO server, for broadcasts and disconnects.
+    pub fn io(&self) -> Option<&SocketIo> {
+        self.io_cell.get()
+    }
+
+    /// Sends a command for `actor` and records its position for the actor's read-your-writes.
+    pub async fn dispatch(
+        &self,
+        correlation_id: Uuid,
+        actor: Option<UserId>,
+        command: Command,
+    ) -> CommandOutcome {
+        let name = command.name();
+        let outcome = self
+            .commands
+            .dispatch(CommandEnvelope {
+                correlation_id,
+                actor: actor.clone(),
+                command,
+            })
+            .await;
+        match (&outcome, &actor) {
+            (CommandOutcome::Accepted(accepted), Some(actor)) => {
+                self.consistency.written(actor, accepted.position)
+            }
+            (CommandOutcome::Refused { code, message }, _) => {
+                tracing::debug!(command = name, %correlation_id, code = code.as_str(), %message, "command refused");
+            }
+            _ => {}
+        }
+        outcome
+    }
+
+    /// [`AppState::dispatch`] for HTTP handlers, whose commands are never expected to be refused.
+    pub async fn dispatch_for_http(
+        &self,
+        actor: Option<UserId>,
+        command: Command,
+    ) -> Result<(), ApiError> {
+        let name = command.name();
+        match self.dispatch(Uuid::now_v7(), actor, command).await {
+            CommandOutcome::Accepted(_) => Ok(()),
+            CommandOutcome::Refused { code, message } => Err(ApiError::Internal(format!(
+                "{name} refused with {}: {message}",
+                code.as_str()
+            ))),
+        }
+    }
+}
+
+/// Read-your-writes: remembers, per user, the global position of their last acknowledged command,
+/// and lets a query wait (bounded) until the read models have reached it.
+pub struct Consistency {
+    applied: watch::Receiver<Position>,
+    pending: Mutex<HashMap<UserId, Position>>,
+    max_wait: Duration,
+}
+
+impl Consistency {
+    pub fn new(applied: watch::Receiver<Position>, max_wait: Duration) -> Self {
+        Self {
+            applied,
+            pending: Mutex::new(HashMap::new()),
+            max_wait,
+        }
+    }
+
+    /// Records that `user`'s request was acknowledged at `position`.
+    pub fn written(&self, user: &UserId, position: Position) {
+        if let Ok(mut pending) = self.pending.lock() {
+            let entry = pending.entry(user.clone()).or_insert(0);
+            *entry = (*entry).max(position);
+        }
+    }
+
+    /// The position the read models have reached.
+    pub fn applied(&self) -> Position {
+        *self.applied.borrow()
+    }
+
+    /// Waits until the read models reflect every acknowledged write of `user`. Gives up after the
+    /// bound (the answer may then be stale, which is logged) rather than hanging the request.
+    pub async fn caught_up_for(&self, user: &UserId) {
+        let target = match self.pending.lock() {
+            Ok(pending) => pending.get(user).copied(),
+            Err(_) => None,
+        };
+        let Some(target) = target else { return };
+        let mut applied = self.applied.clone();
+        let reached = tokio::time::timeout(self.max_wait, applied.wait_for(|p| *p >= target)).await;
+        match reached {
+            Ok(Ok(_)) => {
+                if let Ok(mut pending) = self.pending.lock() {
+                    if pending.get(user).is_some_and(|p| *p <= target) {
+                        pending.remove(user);
+                    }
+                }
+            }
+            _ => {
+                tracing::warn!(%user, target, "read models did not catch up in time; answering from what they have")
+            }
+        }
+    }
+}
+
+/// Which socket sent the request behind a correlation id, so a delivery can skip the sender's own
+/// socket ("the sender's other sockets"). Entries are short-lived; stale ones are swept.
+#[derive(Default)]
+pub struct OriginSockets {
+    entries: Mutex<HashMap<Uuid, (Sid, Instant)>>,
+}
+
+impl OriginSockets {
+    const TTL: Duration = Duration::from_secs(60);
+
+    pub fn remember(&self, correlation: Uuid, socket_id: Sid) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.insert(correlation, (socket_id, Instant::now()));
+        }
+    }
+
+    pub fn take(&self, correlation: &Uuid) -> Option<Sid> {
+        self.entries
+            .lock()
+            .ok()?
+            .remove(correlation)
+            .map(|(sid, _)| sid)
+    }
+
+    pub fn sweep(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|_, (_, at)| at.elapsed() < Self::TTL);
+        }
+    }
+}

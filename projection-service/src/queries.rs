@@ -1,0 +1,248 @@
+//! The reads the gateway answers with. Every query is one indexed statement; message pages are
+//! keyset scans on `(chat_id, version)`, never OFFSET.
+
+use chrono::{DateTime, Utc};
+use events_schema::{ChatId, MessageId, UserId};
+use infra::db::Database;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum QueryError {
+    /// `Before` names no message of this chat.
+    #[error("unknown message")]
+    UnknownMessage,
+    #[error("read-model database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("malformed stored value: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserView {
+    pub id: UserId,
+    pub name: String,
+    pub verified: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageView {
+    pub id: MessageId,
+    pub sender_id: UserId,
+    pub content: String,
+    pub sent_at: DateTime<Utc>,
+    /// The message's place in its chat.
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessagePage {
+    /// Newest first.
+    pub messages: Vec<MessageView>,
+    /// Whether older messages exist.
+    pub has_more: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonalChatView {
+    pub chat_id: ChatId,
+    pub partner_id: UserId,
+    pub partner_name: String,
+    pub last_chat: Option<DateTime<Utc>>,
+    pub unread: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupChatView {
+    pub chat_id: ChatId,
+    pub name: String,
+    pub last_chat: Option<DateTime<Utc>>,
+    pub unread: i64,
+}
+
+fn user_id(s: String) -> Result<UserId, QueryError> {
+    UserId::parse(&s).map_err(|_| QueryError::Corrupt(format!("user id {s:?}")))
+}
+
+fn chat_id(s: String) -> Result<ChatId, QueryError> {
+    ChatId::parse(&s).map_err(|_| QueryError::Corrupt(format!("chat id {s:?}")))
+}
+
+fn time(ms: i64) -> Result<DateTime<Utc>, QueryError> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| QueryError::Corrupt(format!("time {ms}")))
+}
+
+/// One user of the directory.
+pub async fn user(db: &Database, id: &UserId) -> Result<Option<UserView>, QueryError> {
+    let row: Option<(String, String, i64)> =
+        sqlx::query_as("SELECT user_id, name, verified FROM users WHERE user_id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&db.pool)
+            .await?;
+    row.map(|(id, name, verified)| {
+        Ok(UserView {
+            id: user_id(id)?,
+            name,
+            verified: verified != 0,
+        })
+    })
+    .transpose()
+}
+
+/// Escapes `%`, `_` and `\` so the query matches literally inside a LIKE pattern.
+fn like_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Verified users whose name contains `query` (case-insensitive, literal), except `searcher`,
+/// ordered by name, at most `limit`.
+pub async fn search_users(
+    db: &Database,
+    query: &str,
+    searcher: &UserId,
+    limit: u32,
+) -> Result<Vec<UserView>, QueryError> {
+    let pattern = format!("%{}%", like_literal(&query.to_lowercase()));
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT user_id, name FROM users WHERE verified = 1 AND user_id <> $1 AND name_folded LIKE $2 ESCAPE '\\' \
+         ORDER BY name_folded, user_id LIMIT $3",
+    )
+    .bind(searcher.as_str())
+    .bind(pattern)
+    .bind(i64::from(limit))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.into_iter()
+        .map(|(id, name)| {
+            Ok(UserView {
+                id: user_id(id)?,
+                name,
+                verified: true,
+            })
+        })
+        .collect()
+}
+
+/// A page of a chat's messages, newest first: the `limit` newest, or the `limit` newest older than
+/// `before`.
+pub async fn message_page(
+    db: &Database,
+    chat: &ChatId,
+    before: Option<&MessageId>,
+    limit: u32,
+) -> Result<MessagePage, QueryError> {
+    let below: i64 = match before {
+        None => i64::MAX,
+        Some(message) => {
+            let row: Option<(i64,)> = sqlx::query_as(
+                "SELECT version FROM messages WHERE message_id = $1 AND chat_id = $2",
+            )
+            .bind(message.as_str())
+            .bind(chat.as_str())
+            .fetch_optional(&db.pool)
+            .await?;
+            row.ok_or(QueryError::UnknownMessage)?.0
+        }
+    };
+    let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
+        "SELECT message_id, sender_id, content, sent_at, version FROM messages \
+         WHERE chat_id = $1 AND version < $2 ORDER BY version DESC LIMIT $3",
+    )
+    .bind(chat.as_str())
+    .bind(below)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&db.pool)
+    .await?;
+    let has_more = rows.len() > limit as usize;
+    let messages = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(|(id, sender, content, sent_at, version)| {
+            Ok(MessageView {
+                id: MessageId::parse(&id)
+                    .map_err(|_| QueryError::Corrupt(format!("message id {id:?}")))?,
+                sender_id: user_id(sender)?,
+                content,
+                sent_at: time(sent_at)?,
+                version: version.max(0) as u64,
+            })
+        })
+        .collect::<Result<Vec<_>, QueryError>>()?;
+    Ok(MessagePage { messages, has_more })
+}
+
+/// The user's personal chats, newest `LastChat` first (chats without messages last, newest first).
+pub async fn personal_chat_list(
+    db: &Database,
+    user: &UserId,
+) -> Result<Vec<PersonalChatView>, QueryError> {
+    let rows: Vec<(String, String, String, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT c.chat_id, p.user_id, u.name, c.last_chat, \
+            (SELECT COUNT(*) FROM messages m WHERE m.chat_id = c.chat_id AND m.version > me.read_version AND m.sender_id <> me.user_id) \
+         FROM chat_members me \
+         JOIN chats c ON c.chat_id = me.chat_id AND c.kind = 'personal' \
+         JOIN chat_members p ON p.chat_id = c.chat_id AND p.user_id <> me.user_id \
+         JOIN users u ON u.user_id = p.user_id \
+         WHERE me.user_id = $1 \
+         ORDER BY COALESCE(c.last_chat, c.created_at) DESC, c.chat_id",
+    )
+    .bind(user.as_str())
+    .fetch_all(&db.pool)
+    .await?;
+    rows.into_iter()
+        .map(|(chat, partner, name, last_chat, unread)| {
+            Ok(PersonalChatView {
+                chat_id: chat_id(chat)?,
+                partner_id: user_id(partner)?,
+                partner_name: name,
+                last_chat: last_chat.map(time).transpose()?,
+                unread,
+            })
+        })
+        .collect()
+}
+
+/// The user's groups (not deleted), newest first.
+pub async fn group_chat_list(
+    db: &Database,
+    user: &UserId,
+) -> Result<Vec<GroupChatView>, QueryError> {
+    let rows: Vec<(String, Option<String>, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT c.chat_id, c.name, c.last_chat, \
+            (SELECT COUNT(*) FROM messages m WHERE m.chat_id = c.chat_id AND m.version > me.read_version AND m.sender_id <> me.user_id) \
+         FROM chat_members me \
+         JOIN chats c ON c.chat_id = me.chat_id AND c.kind = 'group' AND c.deleted = 0 \
+         WHERE me.user_id = $1 \
+         ORDER BY COALESCE(c.last_chat, c.created_at) DESC, c.chat_id",
+    )
+    .bind(user.as_str())
+    .fetch_all(&db.pool)
+    .await?;
+    rows.into_iter()
+        .map(|(chat, name, last_chat, unread)| {
+            Ok(GroupChatView {
+                chat_id: chat_id(chat)?,
+                name: name.unwrap_or_default(),
+                last_chat: last_chat.map(time).transpose()?,
+                unread,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_literal;
+
+    #[test]
+    fn like_metacharacters_are_escaped() {
+        assert_eq!(like_literal("a%b_c\\d"), "a\\%b\\_c\\\\d");
+        assert_eq!(like_literal("plain"), "plain");
+    }
+}

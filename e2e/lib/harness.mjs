@@ -1,0 +1,275 @@
+// The end-to-end harness: the real server binary (SERVER_BIN) on a random port with its own data
+// directory, a real SMTP server catching verification mail, and socket.io-client sockets that record
+// every event they receive, in order.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { io } from 'socket.io-client';
+import { SMTPServer } from 'smtp-server';
+import { simpleParser } from 'mailparser';
+
+export const ALLOWED_ORIGIN = 'http://allowed.test';
+
+/** A real SMTP server (smtp-server) that keeps every mail it receives, parsed. */
+export class MailSink {
+  constructor() {
+    this.mails = [];
+    this.waiters = [];
+    this.server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS', 'AUTH'],
+      logger: false,
+      onData: (stream, _session, done) => {
+        simpleParser(stream)
+          .then((parsed) => {
+            const mail = {
+              to: parsed.to?.value?.[0]?.address?.toLowerCase(),
+              from: parsed.from?.text,
+              subject: parsed.subject,
+              text: parsed.text ?? '',
+              html: typeof parsed.html === 'string' ? parsed.html : '',
+            };
+            this.mails.push(mail);
+            this.waiters = this.waiters.filter((w) => !w(mail));
+            done();
+          })
+          .catch(done);
+      },
+    });
+  }
+
+  async start() {
+    await new Promise((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = this.server.server.address().port;
+    return this;
+  }
+
+  get url() {
+    return `smtp://127.0.0.1:${this.port}`;
+  }
+
+  /** The next mail to `address` after the `skip` already received for it. */
+  async next(address, skip = 0, timeoutMs = 10000) {
+    const wanted = address.toLowerCase();
+    const existing = this.mails.filter((m) => m.to === wanted);
+    if (existing.length > skip) return existing[skip];
+    let seen = existing.length;
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no mail for ${address}`)), timeoutMs);
+      this.waiters.push((mail) => {
+        if (mail.to !== wanted) return false;
+        if (seen++ < skip) return false;
+        clearTimeout(timer);
+        resolve(mail);
+        return true;
+      });
+    });
+  }
+
+  count(address) {
+    return this.mails.filter((m) => m.to === address.toLowerCase()).length;
+  }
+
+  async stop() {
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+/** The 6-digit code and the verification link of a mail. */
+export function codeOf(mail) {
+  const link = /(https?:\/\/[^\s"<>]+\/verify\?[^\s"<>]+)/.exec(mail.text)?.[1];
+  const code = /token=(\d{6})/.exec(link ?? '')?.[1];
+  return { link, code };
+}
+
+/** A running server process. */
+export class Server {
+  constructor(proc, url, dataDir, ownsDataDir, logs) {
+    this.proc = proc;
+    this.url = url;
+    this.dataDir = dataDir;
+    this.ownsDataDir = ownsDataDir;
+    this.logs = logs;
+  }
+
+  /** Sends SIGTERM and waits for the process to exit; returns its exit code. */
+  async stop({ keepData = false } = {}) {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      const exited = new Promise((resolve) => this.proc.once('exit', (code) => resolve(code)));
+      this.proc.kill('SIGTERM');
+      const code = await Promise.race([exited, sleep(15000).then(() => 'timeout')]);
+      if (code === 'timeout') {
+        this.proc.kill('SIGKILL');
+        throw new Error('server did not stop within 15 s of SIGTERM');
+      }
+      this.exitCode = code;
+    }
+    if (this.ownsDataDir && !keepData) rmSync(this.dataDir, { recursive: true, force: true });
+    return this.exitCode ?? this.proc.exitCode;
+  }
+
+  async http(method, path, body, headers = {}) {
+    const init = { method, headers: { ...headers } };
+    if (body !== undefined) {
+      init.headers['content-type'] ??= 'application/json';
+      init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    }
+    const response = await fetch(this.url + path, init);
+    const text = await response.text();
+    let json;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    return { status: response.status, body: json, text, headers: response.headers };
+  }
+
+  post(path, body, headers) {
+    return this.http('POST', path, body, headers);
+  }
+
+  get(path, headers) {
+    return this.http('GET', path, undefined, headers);
+  }
+}
+
+/**
+ * Starts SERVER_BIN on a random port. `env` adds or overrides settings; `dataDir` reuses a data
+ * directory (a restart), else a fresh one is made and removed on stop.
+ */
+export async function startServer({ env = {}, dataDir, mail } = {}) {
+  const bin = process.env.SERVER_BIN;
+  if (!bin) throw new Error('SERVER_BIN must name the gateway binary (see infra/scripts/test)');
+  const ownsDataDir = !dataDir;
+  const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'expresschat-e2e-'));
+  const settings = {
+    HOST: '127.0.0.1',
+    PORT: '0',
+    DATA_DIR: dir,
+    PUBLIC_URL: ALLOWED_ORIGIN,
+    AUTH_RATE_LIMIT: '1000/min',
+    RUST_LOG: process.env.E2E_RUST_LOG ?? 'info',
+    ...(mail ? { SMTP_URL: mail.url } : {}),
+    ...env,
+  };
+  const childEnv = { ...process.env, ...settings };
+  for (const key of ['NATS_URL', 'EVENT_STORE_URL', 'DATABASE_URL', 'AUTH_SECRET', 'ALLOWED_ORIGINS']) {
+    if (!(key in settings)) delete childEnv[key];
+  }
+  const proc = spawn(bin, [], { cwd: dir, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs = [];
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs.join('')}`)), 30000);
+    const onData = (chunk) => {
+      const text = chunk.toString();
+      logs.push(text);
+      if (process.env.E2E_SHOW_LOGS) process.stderr.write(text);
+      const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(logs.join(''));
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}:\n${logs.join('')}`));
+    });
+  });
+  return new Server(proc, url, dir, ownsDataDir, logs);
+}
+
+let counter = 0;
+/** A unique e-mail address and name for this run. */
+export function uniqueUser(prefix = 'user') {
+  counter += 1;
+  const tag = `${prefix}${counter}x${process.pid}`;
+  return { name: `${prefix} ${counter}`, email: `${tag}@example.com`, password: 'correct horse battery' };
+}
+
+/** Signs up, reads the code from the mail, verifies as the app does; returns tokens and ids. */
+export async function verifiedUser(server, mail, user = uniqueUser()) {
+  const signup = await server.post('/signup', { name: user.name, email: user.email, password: user.password });
+  if (signup.status !== 200) throw new Error(`signup failed: ${signup.status} ${signup.text}`);
+  const { code } = codeOf(await mail.next(user.email, mail.count(user.email) - 1));
+  const verify = await server.get(`/verify?email=${encodeURIComponent(user.email)}&token=${code}&source=app`);
+  if (verify.status !== 200) throw new Error(`verify failed: ${verify.status} ${verify.text}`);
+  return { ...user, userId: verify.body.userId, accessToken: verify.body.accessToken, refreshToken: verify.body.refreshToken };
+}
+
+/** Logs in; returns the body (tokens, userId, userName). */
+export async function login(server, user) {
+  const r = await server.post('/login', { email: user.email, password: user.password });
+  if (r.status !== 200) throw new Error(`login failed: ${r.status} ${r.text}`);
+  return r.body;
+}
+
+/**
+ * A socket.io-client socket that records every event. `options` go to `io()`; by default the
+ * socket authenticates with `auth`.
+ */
+export function socketFor(server, options = {}) {
+  const socket = io(server.url, { reconnection: false, forceNew: true, timeout: 10000, ...options });
+  const events = [];
+  const waiters = [];
+  socket.onAny((event, ...args) => {
+    events.push({ event, payload: args[0] });
+    for (const w of [...waiters]) w();
+  });
+  socket.on('disconnect', (reason) => {
+    events.push({ event: 'disconnect', payload: reason });
+    for (const w of [...waiters]) w();
+  });
+  socket.on('connect_error', (err) => {
+    events.push({ event: 'connect_error', payload: err.message });
+    for (const w of [...waiters]) w();
+  });
+  /** Resolves with the first recorded `event` (from index `from`) matching `pred`. */
+  socket.waitFor = (event, { from = 0, pred = () => true, timeoutMs = 10000 } = {}) =>
+    new Promise((resolve, reject) => {
+      const check = () => {
+        const found = events.slice(from).find((e) => e.event === event && pred(e.payload));
+        if (found) {
+          cleanup();
+          resolve(found.payload);
+          return true;
+        }
+        return false;
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`no ${event}; got ${JSON.stringify(events.map((e) => e.event))}`));
+      }, timeoutMs);
+      const waiter = () => check();
+      const cleanup = () => {
+        clearTimeout(timer);
+        const i = waiters.indexOf(waiter);
+        if (i >= 0) waiters.splice(i, 1);
+      };
+      waiters.push(waiter);
+      check();
+    });
+  socket.events = events;
+  socket.names = () => events.map((e) => e.event);
+  /** Emits with an acknowledgement callback and resolves with the acknowledgement. */
+  socket.request = (event, payload, timeoutMs = 10000) =>
+    payload === undefined
+      ? socket.timeout(timeoutMs).emitWithAck(event)
+      : socket.timeout(timeoutMs).emitWithAck(event, payload);
+  return socket;
+}
+
+/** A connected, authenticated socket whose on-connect events have all arrived. */
+export async function connected(server, user, options = {}) {
+  const socket = socketFor(server, { auth: { accessToken: user.accessToken, refreshToken: user.refreshToken }, ...options });
+  await socket.waitFor('group-chat-list');
+  return socket;
+}
+
+/** Waits `ms` and returns; for asserting that something does NOT arrive. */
+export const quiet = (ms = 300) => sleep(ms);

@@ -1,11 +1,13 @@
 //! The client events of this slice: account and search, self chat; and the on-connect events.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use events_schema::{ChatId, Command, CommandOutcome, UserId};
 use serde_json::{json, Value};
 use socketioxide::extract::{SocketRef, TryData};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::reply::{Failure, Reply};
@@ -48,62 +50,97 @@ pub struct Ctx {
     pub socket: SocketRef,
 }
 
-pub fn register(socket: &SocketRef, state: &AppState, user: &SocketUser) {
-    on(
-        socket,
-        state,
-        user,
-        "fetch-user-details",
-        fetch_user_details,
-    );
-    on(socket, state, user, "search-user", search_user);
-    on(socket, state, user, "fetch-self-chat", fetch_self_chat);
-    on(socket, state, user, "send-self-message", send_self_message);
-}
+/// Requests of one socket queued for its worker; past this many, new ones are refused.
+const QUEUE_DEPTH: usize = 256;
 
-/// Registers `handler` for `event`, answering it exactly once (ack or `request-failed`).
-fn on<F, Fut>(
+type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Registers the handlers of a socket. Its requests are handled one at a time, in the order they
+/// arrived, by one worker task per socket: a client that sends A then B sees A stored before B,
+/// and one socket cannot occupy more than one request's worth of the server at a time.
+///
+/// `first` runs before any request (the on-connect events), so a request sent the moment the
+/// socket connects is answered after them; when it answers `false`, no request is handled at all.
+pub fn register(
     socket: &SocketRef,
     state: &AppState,
     user: &SocketUser,
-    event: &'static str,
-    handler: F,
-) where
-    F: Fn(Ctx, Value) -> Fut + Copy + Send + Sync + 'static,
-    Fut: Future<Output = Result<Answer, Failure>> + Send + 'static,
-{
-    let state = state.clone();
-    let user = user.clone();
-    socket.on(
-        event,
-        move |socket: SocketRef, TryData(data): TryData<Value>, reply: Reply| {
-            let ctx = Ctx {
-                state: state.clone(),
-                user: user.clone(),
-                socket: socket.clone(),
-            };
-            async move {
-                let result = match data {
-                    Ok(payload) => tokio::time::timeout(REQUEST_TIMEOUT, handler(ctx, payload))
+    first: impl Future<Output = bool> + Send + 'static,
+) {
+    let (queue, mut jobs) = mpsc::channel::<Job>(QUEUE_DEPTH);
+    tokio::spawn(async move {
+        if !first.await {
+            // The session ended during the handshake: nothing this socket sent is acted on.
+            return;
+        }
+        while let Some(job) = jobs.recv().await {
+            job.await;
+        }
+    });
+    let handlers = Handlers {
+        queue,
+        state: state.clone(),
+        user: user.clone(),
+    };
+    handlers.on(socket, "fetch-user-details", fetch_user_details);
+    handlers.on(socket, "search-user", search_user);
+    handlers.on(socket, "fetch-self-chat", fetch_self_chat);
+    handlers.on(socket, "send-self-message", send_self_message);
+}
+
+struct Handlers {
+    queue: mpsc::Sender<Job>,
+    state: AppState,
+    user: SocketUser,
+}
+
+impl Handlers {
+    /// Registers `handler` for `event`, answering it exactly once (ack or `request-failed`).
+    fn on<F, Fut>(&self, socket: &SocketRef, event: &'static str, handler: F)
+    where
+        F: Fn(Ctx, Value) -> Fut + Copy + Send + Sync + 'static,
+        Fut: Future<Output = Result<Answer, Failure>> + Send + 'static,
+    {
+        let state = self.state.clone();
+        let user = self.user.clone();
+        let queue = self.queue.clone();
+        socket.on(
+            event,
+            move |socket: SocketRef, TryData(data): TryData<Value>, reply: Reply| {
+                let Ok(slot) = queue.try_reserve() else {
+                    reply.fail(&socket, event, &Failure::rate_limited());
+                    return std::future::ready(());
+                };
+                let ctx = Ctx {
+                    state: state.clone(),
+                    user: user.clone(),
+                    socket: socket.clone(),
+                };
+                // No payload at all (`emit("fetch-user-details")`) reads as null; each request
+                // parser decides whether that is acceptable.
+                let payload = data.unwrap_or(Value::Null);
+                slot.send(Box::pin(async move {
+                    let result = tokio::time::timeout(REQUEST_TIMEOUT, handler(ctx, payload))
                         .await
                         .unwrap_or_else(|_| {
                             tracing::warn!(event, "request timed out");
                             Err(Failure::internal())
-                        }),
-                    Err(_) => Err(Failure::bad_request("unreadable payload")),
-                };
-                match result {
-                    Ok(answer) => {
-                        if let Some((name, payload)) = &answer.emit {
-                            socket.emit(*name, payload).ok();
+                        });
+                    match result {
+                        Ok(answer) => {
+                            if let Some((name, payload)) = &answer.emit {
+                                socket.emit(*name, payload).ok();
+                            }
+                            reply.ok(answer.ack);
                         }
-                        reply.ok(answer.ack);
+                        Err(failure) => reply.fail(&socket, event, &failure),
                     }
-                    Err(failure) => reply.fail(&socket, event, &failure),
-                }
-            }
-        },
-    );
+                }));
+                // The work runs on the socket's worker; socketioxide gets a finished future.
+                std::future::ready(())
+            },
+        );
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> Failure {

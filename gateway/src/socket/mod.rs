@@ -83,25 +83,33 @@ async fn on_connect(socket: SocketRef, State(state): State<AppState>) {
         socket.disconnect().ok();
         return;
     };
-    handlers::register(&socket, &state, &user);
     socket.join(user_room(&user.user_id));
     socket.join(session_room(&user.session_id));
     socket.join(socket.id.to_string());
     tracing::debug!(sid = %socket.id, user = %user.user_id, "socket connected");
-    // The session may have ended while the handshake ran (logout racing a reconnect).
-    if !matches!(state.auth.session_active(&user.session_id).await, Ok(true)) {
-        socket
-            .emit("auth-failure", &json!({"reason": "session ended"}))
-            .ok();
-        socket.disconnect().ok();
-        return;
-    }
-    if let Some(access) = fresh_access {
-        socket
-            .emit("access-token", &json!({"accessToken": access}))
-            .ok();
-    }
-    handlers::send_on_connect(&socket, &state, &user).await;
+    let greeting = {
+        let (socket, state, user) = (socket.clone(), state.clone(), user.clone());
+        async move {
+            // The session may have ended while the handshake ran (logout racing a reconnect).
+            if !matches!(state.auth.session_active(&user.session_id).await, Ok(true)) {
+                socket
+                    .emit("auth-failure", &json!({"reason": "session ended"}))
+                    .ok();
+                socket.disconnect().ok();
+                return false;
+            }
+            if let Some(access) = fresh_access {
+                socket
+                    .emit("access-token", &json!({"accessToken": access}))
+                    .ok();
+            }
+            handlers::send_on_connect(&socket, &state, &user).await;
+            true
+        }
+    };
+    // Handlers are registered before this function returns, so no early client event is lost;
+    // they are answered after the greeting.
+    handlers::register(&socket, &state, &user, greeting);
 }
 
 impl AppState {

@@ -37,6 +37,12 @@ impl Failure {
             message: message.into(),
         }
     }
+    pub fn rate_limited() -> Self {
+        Self {
+            code: "rate_limited",
+            message: "too many requests in flight on this socket; wait for answers".into(),
+        }
+    }
     pub fn internal() -> Self {
         Self {
             code: "internal",

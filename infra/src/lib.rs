@@ -5,5 +5,6 @@ pub mod config;
 pub mod db;
 pub mod event_store;
 pub mod mail;
+pub mod testing;
 
 pub use event_store::{AppendResult, EventStore, ExpectedVersion, StoreError};

@@ -40,55 +40,18 @@ impl Backend for Sqlite {
 
 /// A uniquely named database on the machine's PostgreSQL, dropped when the test ends.
 struct Postgres {
-    admin: String,
-    name: String,
+    db: infra::testing::TempPostgres,
 }
 
 impl Postgres {
     async fn new() -> Self {
-        let admin = std::env::var("TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let name = format!("es_contract_{}", Uuid::new_v4().simple());
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-            .await
-            .expect("PostgreSQL must be reachable (TEST_PG_URL); run infra/scripts/services");
-        sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
-            .await
-            .expect("create database");
-        Self { admin, name }
+        Self {
+            db: infra::testing::TempPostgres::create("es_contract").await,
+        }
     }
 
     fn url(&self) -> String {
-        let base = self
-            .admin
-            .rsplit_once('/')
-            .map_or(self.admin.as_str(), |(b, _)| b);
-        format!("{base}/{}", self.name)
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime; clean up on a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(mut conn) =
-                    <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await
-                {
-                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::Executor::execute(&mut conn, drop.as_str()).await;
-                }
-            });
-        })
-        .join();
+        self.db.url()
     }
 }
 

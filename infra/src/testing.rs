@@ -1,0 +1,70 @@
+//! Test support shared by every crate's tests: a uniquely named PostgreSQL database on the
+//! machine's server, dropped when the value is dropped, so test runs never see each other's data.
+
+use uuid::Uuid;
+
+/// The server tests use: `TEST_PG_URL` (an admin connection), else the local trust-auth default.
+pub fn admin_url() -> String {
+    std::env::var("TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh database; dropped (with any open connections) on drop.
+pub struct TempPostgres {
+    admin: String,
+    name: String,
+}
+
+impl TempPostgres {
+    /// Creates `<prefix>_<uuid>`. Panics (this is test support) when PostgreSQL is unreachable,
+    /// naming the script that starts it.
+    pub async fn create(prefix: &str) -> Self {
+        let admin = admin_url();
+        let name = format!("{prefix}_{}", Uuid::new_v4().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL must be reachable at TEST_PG_URL ({e}); run infra/scripts/services"
+                )
+            });
+        sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
+        Self { admin, name }
+    }
+
+    /// The database's URL.
+    pub fn url(&self) -> String {
+        let base = self
+            .admin
+            .rsplit_once('/')
+            .map_or(self.admin.as_str(), |(b, _)| b);
+        format!("{base}/{}", self.name)
+    }
+}
+
+impl Drop for TempPostgres {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let name = self.name.clone();
+        // Drop may run inside a runtime; use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(mut conn) =
+                    <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await
+                {
+                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::Executor::execute(&mut conn, drop.as_str()).await;
+                }
+            });
+        })
+        .join();
+    }
+}

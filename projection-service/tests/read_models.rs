@@ -1,0 +1,469 @@
+//! The projector and its queries against real databases: SQLite in a temporary directory and a
+//! uniquely named PostgreSQL database, with one set of tests for both.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use events_schema::events::{
+    GroupCreated, MemberRemoved, MessageRead, MessageSent, PersonalChatCreated, RemovalReason,
+    SelfChatCreated, UserRegistered, UserRenamed, UserVerified,
+};
+use events_schema::{
+    ChatId, Content, DomainEvent, EventMetadata, MessageId, RecordedEvent, UserId, UserName,
+};
+use infra::db::Database;
+use infra::event_store::open_event_store;
+use infra::testing::TempPostgres;
+use infra::ExpectedVersion;
+use projection_service::{queries, run, Projector};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+enum Backing {
+    Sqlite(tempfile::TempDir),
+    Postgres(TempPostgres),
+}
+
+struct Fixture {
+    db: Database,
+    projector: Projector,
+    _backing: Backing,
+}
+
+async fn sqlite() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::connect(&infra::db::sqlite_url(&dir.path().join("reads.db")))
+        .await
+        .unwrap();
+    let projector = Projector::new(db.clone()).await.unwrap();
+    Fixture {
+        db,
+        projector,
+        _backing: Backing::Sqlite(dir),
+    }
+}
+
+async fn postgres() -> Fixture {
+    let pg = TempPostgres::create("reads_test").await;
+    let db = Database::connect(&pg.url()).await.unwrap();
+    let projector = Projector::new(db.clone()).await.unwrap();
+    Fixture {
+        db,
+        projector,
+        _backing: Backing::Postgres(pg),
+    }
+}
+
+/// Builds recorded events with consecutive positions and per-stream versions.
+#[derive(Default, Clone)]
+struct Log {
+    events: Vec<RecordedEvent>,
+    versions: std::collections::HashMap<String, u64>,
+}
+
+impl Log {
+    fn push(&mut self, stream: &str, event: impl Into<DomainEvent>) -> RecordedEvent {
+        let event: DomainEvent = event.into();
+        let new = event.into_new_event(EventMetadata {
+            actor: None,
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+        });
+        let version = self.versions.entry(stream.to_owned()).or_insert(0);
+        let recorded = RecordedEvent {
+            event_id: new.event_id,
+            stream: stream.to_owned(),
+            version: *version,
+            position: self.events.len() as u64 + 1,
+            event_type: new.event_type,
+            schema_version: new.schema_version,
+            occurred_at: new.occurred_at,
+            actor: None,
+            correlation_id: new.metadata.correlation_id,
+            causation_id: None,
+            payload: new.payload,
+        };
+        *version += 1;
+        self.events.push(recorded.clone());
+        recorded
+    }
+
+    fn user(&mut self, id: &UserId, name: &str, verified: bool) {
+        let stream = format!("user-{id}");
+        self.push(
+            &stream,
+            UserRegistered {
+                user_id: id.clone(),
+                name: UserName::parse(name).unwrap(),
+            },
+        );
+        if verified {
+            self.push(
+                &stream,
+                UserVerified {
+                    user_id: id.clone(),
+                },
+            );
+            self.push(
+                &format!("chat-{id}"),
+                SelfChatCreated {
+                    chat_id: ChatId::self_chat_of(id),
+                    owner: id.clone(),
+                },
+            );
+        }
+    }
+
+    fn message(&mut self, chat: &ChatId, sender: &UserId, text: &str) -> MessageId {
+        let id = MessageId::generate();
+        self.push(
+            &format!("chat-{chat}"),
+            MessageSent {
+                chat_id: chat.clone(),
+                message_id: id.clone(),
+                sender_id: sender.clone(),
+                content: Content::parse(text).unwrap(),
+                client_id: None,
+            },
+        );
+        id
+    }
+}
+
+fn uid(s: &str) -> UserId {
+    UserId::parse(s).unwrap()
+}
+
+/// Every read-model row, for before/after comparisons.
+async fn snapshot(db: &Database) -> Vec<String> {
+    use sqlx::Row;
+    let mut out = Vec::new();
+    for (table, key) in [
+        ("users", "user_id"),
+        ("chats", "chat_id"),
+        ("chat_members", "chat_id, user_id"),
+        ("messages", "chat_id, version"),
+        ("projection_checkpoints", "name"),
+    ] {
+        let sql = format!("SELECT * FROM {table} ORDER BY {key}");
+        let rows = sqlx::query(&sql).fetch_all(&db.pool).await.unwrap();
+        for row in rows {
+            let cols: Vec<String> = (0..row.len())
+                .map(|i| {
+                    row.try_get::<String, _>(i)
+                        .or_else(|_| row.try_get::<i64, _>(i).map(|v| v.to_string()))
+                        .unwrap_or_else(|_| "NULL".into())
+                })
+                .collect();
+            out.push(format!("{table}: {}", cols.join("|")));
+        }
+    }
+    out
+}
+
+async fn applying_a_batch_twice_changes_nothing(f: Fixture) {
+    let mut log = Log::default();
+    let ada = uid("ada");
+    log.user(&ada, "Ada", true);
+    let chat = ChatId::self_chat_of(&ada);
+    for i in 0..5 {
+        log.message(&chat, &ada, &format!("note {i}"));
+    }
+    let end = f.projector.apply(&log.events).await.unwrap();
+    assert_eq!(end, log.events.len() as u64);
+    let before = snapshot(&f.db).await;
+    assert!(before.len() > 5);
+    assert_eq!(f.projector.apply(&log.events).await.unwrap(), end);
+    assert_eq!(f.projector.apply(&log.events[2..5]).await.unwrap(), end);
+    assert_eq!(
+        snapshot(&f.db).await,
+        before,
+        "re-applied events changed the read models"
+    );
+    assert_eq!(f.projector.checkpoint().await.unwrap(), end);
+
+    // An overlapping batch applies only what is new.
+    let newer = log.message(&chat, &ada, "newer");
+    let overlap = &log.events[log.events.len() - 3..];
+    f.projector.apply(overlap).await.unwrap();
+    let page = queries::message_page(&f.db, &chat, None, 50).await.unwrap();
+    assert_eq!(page.messages.len(), 6);
+    assert_eq!(page.messages[0].id, newer);
+}
+
+async fn pages_are_keyset_newest_first(f: Fixture) {
+    let mut log = Log::default();
+    let ada = uid("ada");
+    log.user(&ada, "Ada", true);
+    let chat = ChatId::self_chat_of(&ada);
+    let ids: Vec<MessageId> = (0..7)
+        .map(|i| log.message(&chat, &ada, &format!("m{i}")))
+        .collect();
+    let other = uid("bob");
+    log.user(&other, "Bob", true);
+    let foreign = log.message(&ChatId::self_chat_of(&other), &other, "bob's");
+    f.projector.apply(&log.events).await.unwrap();
+
+    let first = queries::message_page(&f.db, &chat, None, 3).await.unwrap();
+    let first_ids: Vec<MessageId> = first.messages.iter().map(|m| m.id.clone()).collect();
+    assert_eq!(
+        first_ids,
+        vec![ids[6].clone(), ids[5].clone(), ids[4].clone()]
+    );
+    assert!(first.has_more);
+    let next = queries::message_page(&f.db, &chat, Some(&ids[4]), 3)
+        .await
+        .unwrap();
+    assert_eq!(next.messages[0].id, ids[3]);
+    let last = queries::message_page(&f.db, &chat, Some(&ids[1]), 3)
+        .await
+        .unwrap();
+    assert_eq!(last.messages.len(), 1);
+    assert!(!last.has_more);
+    assert!(matches!(
+        queries::message_page(&f.db, &chat, Some(&foreign), 3).await,
+        Err(queries::QueryError::UnknownMessage)
+    ));
+    assert!(matches!(
+        queries::message_page(&f.db, &chat, Some(&MessageId::parse("nope").unwrap()), 3).await,
+        Err(queries::QueryError::UnknownMessage)
+    ));
+}
+
+async fn search_finds_verified_names_literally(f: Fixture) {
+    let mut log = Log::default();
+    log.user(&uid("a"), "Ada Lovelace", true);
+    log.user(&uid("b"), "ADAM", true);
+    log.user(&uid("c"), "Adaline", false);
+    log.user(&uid("d"), "100%_ada", true);
+    log.user(&uid("e"), "Eve", true);
+    log.push(
+        "user-e",
+        UserRenamed {
+            user_id: uid("e"),
+            name: UserName::parse("Evada").unwrap(),
+        },
+    );
+    f.projector.apply(&log.events).await.unwrap();
+
+    let names = |v: Vec<queries::UserView>| v.into_iter().map(|u| u.name).collect::<Vec<_>>();
+    let found = queries::search_users(&f.db, "ADA", &uid("a"), 8)
+        .await
+        .unwrap();
+    assert_eq!(
+        names(found),
+        vec!["100%_ada", "ADAM", "Evada"],
+        "verified only, not the searcher, by name"
+    );
+    assert_eq!(
+        names(
+            queries::search_users(&f.db, "%_", &uid("zz"), 8)
+                .await
+                .unwrap()
+        ),
+        vec!["100%_ada"]
+    );
+    assert_eq!(
+        queries::search_users(&f.db, "a", &uid("zz"), 2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        queries::search_users(&f.db, "_", &uid("zz"), 8)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let ada = queries::user(&f.db, &uid("a")).await.unwrap().unwrap();
+    assert!(ada.verified);
+    assert!(
+        !queries::user(&f.db, &uid("c"))
+            .await
+            .unwrap()
+            .unwrap()
+            .verified
+    );
+}
+
+async fn chat_lists_follow_membership_and_read_pointers(f: Fixture) {
+    let mut log = Log::default();
+    let (ada, bob, cy) = (uid("ada"), uid("bob"), uid("cy"));
+    for (u, n) in [(&ada, "Ada"), (&bob, "Bob"), (&cy, "Cy")] {
+        log.user(u, n, true);
+    }
+    let pc = ChatId::parse("pc1").unwrap();
+    log.push(
+        "chat-pc1",
+        PersonalChatCreated {
+            chat_id: pc.clone(),
+            creator: ada.clone(),
+            partner: bob.clone(),
+        },
+    );
+    let g = ChatId::parse("g1").unwrap();
+    log.push(
+        "chat-g1",
+        GroupCreated {
+            chat_id: g.clone(),
+            name: "Team".into(),
+            description: "d".into(),
+            admin: ada.clone(),
+            members: vec![ada.clone(), bob.clone(), cy.clone()],
+        },
+    );
+    log.message(&pc, &ada, "hi bob");
+    log.message(&pc, &ada, "are you there");
+    log.message(&g, &bob, "hello team");
+    f.projector.apply(&log.events).await.unwrap();
+
+    let bob_personal = queries::personal_chat_list(&f.db, &bob).await.unwrap();
+    assert_eq!(bob_personal.len(), 1);
+    assert_eq!(
+        (
+            bob_personal[0].partner_name.as_str(),
+            bob_personal[0].unread
+        ),
+        ("Ada", 2)
+    );
+    assert!(bob_personal[0].last_chat.is_some());
+    let ada_personal = queries::personal_chat_list(&f.db, &ada).await.unwrap();
+    assert_eq!(
+        (ada_personal[0].partner_id.clone(), ada_personal[0].unread),
+        (bob.clone(), 0),
+        "own messages are read"
+    );
+    let ada_groups = queries::group_chat_list(&f.db, &ada).await.unwrap();
+    assert_eq!(
+        (ada_groups[0].name.as_str(), ada_groups[0].unread),
+        ("Team", 1)
+    );
+    assert!(queries::personal_chat_list(&f.db, &cy)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Bob reads the personal chat up to its last message (version 2); Cy leaves the group.
+    log.push(
+        "chat-pc1",
+        MessageRead {
+            chat_id: pc.clone(),
+            reader: bob.clone(),
+            up_to_version: 2,
+        },
+    );
+    log.push(
+        "chat-g1",
+        MemberRemoved {
+            chat_id: g.clone(),
+            member: cy.clone(),
+            reason: RemovalReason::Left,
+        },
+    );
+    f.projector.apply(&log.events).await.unwrap();
+    assert_eq!(
+        queries::personal_chat_list(&f.db, &bob).await.unwrap()[0].unread,
+        0
+    );
+    assert!(queries::group_chat_list(&f.db, &cy)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        queries::group_chat_list(&f.db, &bob).await.unwrap()[0].unread,
+        0,
+        "own message"
+    );
+}
+
+async fn run_follows_the_live_log(f: Fixture) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_event_store(&infra::db::sqlite_url(&dir.path().join("events.db")))
+        .await
+        .unwrap();
+    let projector = Arc::new(f.projector);
+    let (progress_tx, mut progress) = watch::channel(0);
+    let (applied_tx, mut applied) = tokio::sync::mpsc::channel(16);
+    let (stop_tx, stop) = watch::channel(false);
+    let task = tokio::spawn(run(
+        store.clone(),
+        projector.clone(),
+        progress_tx,
+        Some(applied_tx),
+        stop,
+    ));
+
+    let ada = uid("ada");
+    let meta = || EventMetadata {
+        actor: None,
+        correlation_id: Uuid::now_v7(),
+        causation_id: None,
+    };
+    let registered: DomainEvent = UserRegistered {
+        user_id: ada.clone(),
+        name: UserName::parse("Ada").unwrap(),
+    }
+    .into();
+    let verified: DomainEvent = UserVerified {
+        user_id: ada.clone(),
+    }
+    .into();
+    let at = store
+        .append(
+            "user-ada",
+            ExpectedVersion::NoStream,
+            vec![
+                registered.into_new_event(meta()),
+                verified.into_new_event(meta()),
+            ],
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        progress.wait_for(|p| *p >= at.position),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let delivered = tokio::time::timeout(Duration::from_secs(10), applied.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(delivered.first().map(|e| e.position), Some(1));
+    assert!(queries::user(&f.db, &ada).await.unwrap().unwrap().verified);
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(projector.checkpoint().await.unwrap(), at.position);
+}
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::sqlite().await).await;
+            })*
+        }
+        mod on_postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::postgres().await).await;
+            })*
+        }
+    };
+}
+
+on_both!(
+    applying_a_batch_twice_changes_nothing,
+    pages_are_keyset_newest_first,
+    search_finds_verified_names_literally,
+    chat_lists_follow_membership_and_read_pointers,
+    run_follows_the_live_log,
+);

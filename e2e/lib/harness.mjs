@@ -273,3 +273,21 @@ export async function connected(server, user, options = {}) {
 
 /** Waits `ms` and returns; for asserting that something does NOT arrive. */
 export const quiet = (ms = 300) => sleep(ms);
+
+/**
+ * A uniquely named PostgreSQL database on the machine's server (TEST_PG_URL, default the local
+ * trust-auth `postgres` user), created and dropped with the server's own `psql`.
+ */
+export async function tempPostgres(prefix = 'e2e') {
+  const { execFileSync } = await import('node:child_process');
+  const admin = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const name = `${prefix}_${process.pid}_${Date.now()}`;
+  execFileSync('psql', [admin, '-v', 'ON_ERROR_STOP=1', '-qc', `CREATE DATABASE ${name}`]);
+  const url = admin.replace(/\/[^/]*$/, `/${name}`);
+  return {
+    url,
+    drop() {
+      execFileSync('psql', [admin, '-qc', `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`]);
+    },
+  };
+}

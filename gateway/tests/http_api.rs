@@ -338,3 +338,54 @@ async fn a_failing_smtp_server_answers_minus_one_quickly_and_resend_recovers() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_accounts_and_the_log_run_on_postgresql_too() {
+    let pg = infra::testing::TempPostgres::create("gateway_test").await;
+    let url = pg.url();
+    let backends = [
+        ("EVENT_STORE_URL", url.as_str()),
+        ("DATABASE_URL", url.as_str()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path(), &backends).await;
+    let verified = app
+        .verified_user("Pat", "pat@example.com", "password1")
+        .await;
+    let user_id = verified["userId"].as_str().unwrap().to_owned();
+    let (status, body, _) = app
+        .post(
+            "/login",
+            json!({"email": "pat@example.com", "password": "password1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let refresh = body["refreshToken"].as_str().unwrap().to_owned();
+    let (status, rotated, _) = app.post("/refresh", json!({"refreshToken": refresh})).await;
+    assert_eq!(status, 200, "{rotated}");
+    let (status, _, _) = app.post("/refresh", json!({"refreshToken": refresh})).await;
+    assert_eq!(status, 401, "reuse detected on PostgreSQL too");
+    let (status, _, _) = app.get("/ready").await;
+    assert_eq!(status, 200);
+    app.stop().await;
+
+    // Everything is in PostgreSQL: a fresh data directory on the same databases sees the account.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let again = spawn(elsewhere.path(), &backends).await;
+    let (status, body, _) = again
+        .post(
+            "/login",
+            json!({"email": "pat@example.com", "password": "password1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["userId"], user_id.as_str());
+    let (status, _, _) = again
+        .post(
+            "/signup",
+            json!({"name": "Pat", "email": "pat@example.com", "password": "password2"}),
+        )
+        .await;
+    assert_eq!(status, 409);
+    again.stop().await;
+}

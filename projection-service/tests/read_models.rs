@@ -19,6 +19,8 @@ use projection_service::{queries, run, Projector};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+/// Held only for its `Drop` (removes the directory or drops the database).
+#[allow(dead_code)]
 enum Backing {
     Sqlite(tempfile::TempDir),
     Postgres(TempPostgres),

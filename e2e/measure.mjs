@@ -76,6 +76,25 @@ async function main() {
     for (let i = 0; i < rounds; i++) samples.push(await oneRound(server, mail));
     result.latency = Object.fromEntries(Object.keys(samples[0]).map((k) => [k, summary(samples.map((s) => s[k]))]));
 
+    // Login refusals: an unknown e-mail and a wrong password should cost the same.
+    const known = uniqueUser('timing');
+    await server.post('/signup', { name: known.name, email: known.email, password: known.password });
+    const kc = codeOf(await mail.next(known.email)).code;
+    await server.get(`/verify?email=${encodeURIComponent(known.email)}&token=${kc}&source=app`);
+    const timeLogin = async (email, password) => {
+      const t0 = performance.now();
+      const r = await server.post('/login', { email, password });
+      if (r.status !== 401) throw new Error(`expected 401, got ${r.status}`);
+      return performance.now() - t0;
+    };
+    const wrongPassword = [];
+    const unknownEmail = [];
+    for (let i = 0; i < rounds; i++) {
+      wrongPassword.push(await timeLogin(known.email, 'not the password'));
+      unknownEmail.push(await timeLogin(`nobody${i}@example.com`, 'not the password'));
+    }
+    result.loginRefusal = { wrongPassword: summary(wrongPassword), unknownEmail: summary(unknownEmail) };
+
     result.idleMemory = memory(server.proc.pid);
     // N sockets of 10 users, connected in batches of 100, every on-connect event received.
     const users = [];

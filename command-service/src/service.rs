@@ -12,6 +12,7 @@ use infra::{EventStore, ExpectedVersion, StoreError};
 use tokio::sync::Mutex as AsyncMutex;
 use tracing::Instrument;
 
+use crate::aggregates::chat::Chat;
 use crate::aggregates::self_chat::SelfChat;
 use crate::aggregates::user::User;
 use crate::aggregates::{Aggregate, Decision, Refusal};
@@ -70,6 +71,7 @@ pub struct CommandService {
     store: Arc<dyn EventStore>,
     users: Cache<User>,
     self_chats: Cache<SelfChat>,
+    chats: Cache<Chat>,
 }
 
 impl CommandService {
@@ -78,6 +80,7 @@ impl CommandService {
             store,
             users: Cache::new(),
             self_chats: Cache::new(),
+            chats: Cache::new(),
         }
     }
 
@@ -127,6 +130,125 @@ impl CommandService {
                 })
                 .await
             }
+            Command::CreatePersonalChat { partner } => {
+                let creator = actor(envelope)?;
+                if creator == partner {
+                    return Err(Refusal::new(
+                        RefusalCode::BadRequest,
+                        "a personal chat needs another user",
+                    ));
+                }
+                self.require_verified(creator).await?;
+                self.require_verified(partner).await?;
+                let chat_id = ChatId::personal_between(creator, partner);
+                self.execute(&self.chats, &streams::chat(&chat_id), &meta, |chat| {
+                    chat.create_personal(&chat_id, creator, partner)
+                })
+                .await
+            }
+            Command::CreateGroup {
+                group_id,
+                name,
+                description,
+                participants,
+            } => {
+                let admin = actor(envelope)?;
+                let mut members = vec![admin.clone()];
+                for participant in participants {
+                    if participant == admin {
+                        continue;
+                    }
+                    if members.contains(participant) {
+                        return Err(Refusal::new(
+                            RefusalCode::BadRequest,
+                            format!("participant {participant} is listed twice"),
+                        ));
+                    }
+                    self.require_verified(participant).await?;
+                    members.push(participant.clone());
+                }
+                self.execute(&self.chats, &streams::chat(group_id), &meta, |chat| {
+                    chat.create_group(group_id, admin, name, description, members.clone())
+                })
+                .await
+            }
+            Command::SendMessage {
+                chat_id,
+                kind,
+                content,
+                client_id,
+            } => {
+                let sender = actor(envelope)?;
+                self.execute(&self.chats, &streams::chat(chat_id), &meta, |chat| {
+                    chat.send(
+                        *kind,
+                        sender,
+                        content,
+                        client_id.as_ref(),
+                        MessageId::generate(),
+                    )
+                })
+                .await
+            }
+            Command::MarkRead { chat_id, kind } => {
+                let reader = actor(envelope)?;
+                self.execute(&self.chats, &streams::chat(chat_id), &meta, |chat| {
+                    chat.mark_read(*kind, reader)
+                })
+                .await
+            }
+            Command::AddMember { chat_id, member } => {
+                let admin = actor(envelope)?;
+                self.require_verified(member).await?;
+                self.execute(&self.chats, &streams::chat(chat_id), &meta, |chat| {
+                    chat.add_member(admin, member)
+                })
+                .await
+            }
+            Command::KickMember { chat_id, member } => {
+                let admin = actor(envelope)?;
+                self.execute(&self.chats, &streams::chat(chat_id), &meta, |chat| {
+                    chat.kick(admin, member)
+                })
+                .await
+            }
+            Command::ChangeAdmin { chat_id, member } => {
+                let admin = actor(envelope)?;
+                self.execute(&self.chats, &streams::chat(chat_id), &meta, |chat| {
+                    chat.change_admin(admin, member)
+                })
+                .await
+            }
+            Command::LeaveGroup { chat_id } => {
+                let member = actor(envelope)?;
+                self.execute(&self.chats, &streams::chat(chat_id), &meta, |chat| {
+                    chat.leave(member)
+                })
+                .await
+            }
+            Command::DeleteGroup { chat_id } => {
+                let admin = actor(envelope)?;
+                self.execute(&self.chats, &streams::chat(chat_id), &meta, |chat| {
+                    chat.delete(admin)
+                })
+                .await
+            }
+        }
+    }
+
+    /// Refuses unless `user` exists and is verified (reads the cached user aggregate).
+    async fn require_verified(&self, user: &UserId) -> Result<(), Refusal> {
+        let stream = streams::user(user);
+        let entry = self.users.entry(&stream);
+        let mut loaded = entry.lock().await;
+        self.catch_up(&stream, &mut loaded).await?;
+        if loaded.state.verified {
+            Ok(())
+        } else {
+            Err(Refusal::new(
+                RefusalCode::NotFound,
+                format!("no such user: {user}"),
+            ))
         }
     }
 
@@ -227,6 +349,14 @@ impl CommandService {
             }
         }
     }
+}
+
+/// The acting user of a command that needs one.
+fn actor(envelope: &CommandEnvelope) -> Result<&UserId, Refusal> {
+    envelope
+        .actor
+        .as_ref()
+        .ok_or_else(|| Refusal::new(RefusalCode::Forbidden, "this needs a signed-in user"))
 }
 
 /// The ids an acknowledgement reports for the events about to be written.

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::envelope::Position;
 use crate::ids::{ChatId, MessageId, UserId};
-use crate::values::{ClientId, Content, UserName};
+use crate::values::{ClientId, Content, Description, GroupName, UserName};
 
 /// A command with who asks and the request it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +40,51 @@ pub enum Command {
         content: Content,
         client_id: Option<ClientId>,
     },
+    /// The one personal chat of the acting user and `partner` (created if it does not exist).
+    #[serde(rename_all = "camelCase")]
+    CreatePersonalChat { partner: UserId },
+    /// A new group with the acting user as admin; `group_id` is chosen by the caller.
+    #[serde(rename_all = "camelCase")]
+    CreateGroup {
+        group_id: ChatId,
+        name: GroupName,
+        description: Description,
+        participants: Vec<UserId>,
+    },
+    /// A message to a personal chat or a group the acting user is a member of.
+    #[serde(rename_all = "camelCase")]
+    SendMessage {
+        chat_id: ChatId,
+        kind: ChatKind,
+        content: Content,
+        client_id: Option<ClientId>,
+    },
+    /// The acting user has read everything in the chat so far.
+    #[serde(rename_all = "camelCase")]
+    MarkRead { chat_id: ChatId, kind: ChatKind },
+    /// The admin adds a member.
+    #[serde(rename_all = "camelCase")]
+    AddMember { chat_id: ChatId, member: UserId },
+    /// The admin kicks a member out.
+    #[serde(rename_all = "camelCase")]
+    KickMember { chat_id: ChatId, member: UserId },
+    /// The admin hands the group over to another member.
+    #[serde(rename_all = "camelCase")]
+    ChangeAdmin { chat_id: ChatId, member: UserId },
+    /// The acting user leaves a group (the admin may not).
+    #[serde(rename_all = "camelCase")]
+    LeaveGroup { chat_id: ChatId },
+    /// The admin deletes a group.
+    #[serde(rename_all = "camelCase")]
+    DeleteGroup { chat_id: ChatId },
+}
+
+/// Which kind of chat a request names (a personal-chat event with a group id is refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChatKind {
+    Personal,
+    Group,
 }
 
 impl Command {
@@ -50,6 +95,15 @@ impl Command {
             Command::RenameUser { .. } => "rename_user",
             Command::VerifyUser { .. } => "verify_user",
             Command::SendSelfMessage { .. } => "send_self_message",
+            Command::CreatePersonalChat { .. } => "create_personal_chat",
+            Command::CreateGroup { .. } => "create_group",
+            Command::SendMessage { .. } => "send_message",
+            Command::MarkRead { .. } => "mark_read",
+            Command::AddMember { .. } => "add_member",
+            Command::KickMember { .. } => "kick_member",
+            Command::ChangeAdmin { .. } => "change_admin",
+            Command::LeaveGroup { .. } => "leave_group",
+            Command::DeleteGroup { .. } => "delete_group",
         }
     }
 }

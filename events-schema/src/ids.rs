@@ -60,6 +60,20 @@ opaque_id!(
 );
 
 impl ChatId {
+    /// The personal chat of two users has an id derived from the pair (in either order), so that
+    /// "at most one personal chat per pair" is a property of the stream name: two concurrent
+    /// creations race for one stream and the event store's expected-version check lets one win.
+    pub fn personal_between(a: &UserId, b: &UserId) -> Self {
+        use sha2::{Digest, Sha256};
+        let (low, high) = if a <= b { (a, b) } else { (b, a) };
+        let mut hasher = Sha256::new();
+        hasher.update(low.0.as_bytes());
+        hasher.update([0]);
+        hasher.update(high.0.as_bytes());
+        let digest = hasher.finalize();
+        Self(format!("p{}", hex::encode(&digest[..16])))
+    }
+
     /// The self chat of a user has the user's own id.
     pub fn self_chat_of(user: &UserId) -> Self {
         Self(user.0.clone())
@@ -83,6 +97,16 @@ mod tests {
         assert!(ChatId::parse("a b").is_err());
         assert!(ChatId::parse("{\"$gt\":\"\"}").is_err());
         assert!(ChatId::parse("65a1f0c2e4b0a1b2c3d4e5f6").is_ok());
+    }
+
+    #[test]
+    fn a_pair_has_one_personal_chat_id_in_either_order() {
+        let (a, b, c) = (UserId::generate(), UserId::generate(), UserId::generate());
+        let ab = ChatId::personal_between(&a, &b);
+        assert_eq!(ab, ChatId::personal_between(&b, &a));
+        assert_ne!(ab, ChatId::personal_between(&a, &c));
+        assert_eq!(ChatId::parse(ab.as_str()).unwrap(), ab);
+        assert_eq!(ab.as_str().len(), 33);
     }
 
     #[test]

@@ -14,8 +14,8 @@ pub mod ids;
 pub mod streams;
 pub mod values;
 
-pub use commands::{Accepted, Command, CommandEnvelope, CommandOutcome, RefusalCode};
+pub use commands::{Accepted, ChatKind, Command, CommandEnvelope, CommandOutcome, RefusalCode};
 pub use envelope::{EventMetadata, NewEvent, Position, RecordedEvent};
 pub use events::{DecodeError, DomainEvent};
 pub use ids::{ChatId, MessageId, UserId};
-pub use values::{ClientId, Content, UserName, ValueError};
+pub use values::{ClientId, Content, Description, GroupName, UserName, ValueError};

@@ -12,6 +12,10 @@ pub enum ValueError {
     ContentTooLong { max: usize },
     #[error("name must be 1 to 64 characters")]
     BadName,
+    #[error("group name must be 1 to 100 characters")]
+    BadGroupName,
+    #[error("description must be at most 1000 characters")]
+    BadDescription,
     #[error("client id must be 1 to 64 characters")]
     BadClientId,
     #[error("malformed id")]
@@ -67,6 +71,57 @@ impl UserName {
     }
 }
 
+/// A group's name: 1 to 100 characters after trimming; stored trimmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GroupName(String);
+
+impl GroupName {
+    pub const MAX_CHARS: usize = 100;
+
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let trimmed = raw.trim();
+        let len = trimmed.chars().count();
+        if len == 0 || len > Self::MAX_CHARS || trimmed.chars().any(char::is_control) {
+            return Err(ValueError::BadGroupName);
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// A group's description: at most 1,000 characters, may be empty; stored trimmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Description(String);
+
+impl Description {
+    pub const MAX_CHARS: usize = 1000;
+
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let trimmed = raw.trim();
+        if trimmed.chars().count() > Self::MAX_CHARS {
+            return Err(ValueError::BadDescription);
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 /// A client-chosen idempotency key for sends: 1 to 64 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -110,6 +165,15 @@ mod tests {
         assert!(UserName::parse("   ").is_err());
         assert!(UserName::parse(&"n".repeat(65)).is_err());
         assert!(UserName::parse("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn group_names_and_descriptions_are_bounded() {
+        assert_eq!(GroupName::parse(" Team ").unwrap().as_str(), "Team");
+        assert!(GroupName::parse("  ").is_err());
+        assert!(GroupName::parse(&"g".repeat(101)).is_err());
+        assert_eq!(Description::parse("").unwrap().as_str(), "");
+        assert!(Description::parse(&"d".repeat(1001)).is_err());
     }
 
     #[test]

@@ -1,11 +1,17 @@
-//! Delivery: events the read models have applied become emits to the sockets of this node.
-//! Every node gets every event, so no node needs to know where a user is connected.
+//! Delivery: events the read models have applied become emits to the sockets of this node. Every
+//! node gets every event, so no node needs to know where a user is connected. Events are delivered
+//! in log order, so every socket sees a chat's messages in the order `fetch-…` returns them.
 
 use std::sync::Arc;
 
-use events_schema::events::MessageSent;
-use events_schema::{DomainEvent, RecordedEvent};
-use serde_json::json;
+use events_schema::events::{
+    AdminChanged, GroupCreated, GroupDeleted, MemberAdded, MemberRemoved, MessageRead, MessageSent,
+    PersonalChatCreated, RemovalReason,
+};
+use events_schema::{ChatId, DomainEvent, RecordedEvent, UserId};
+use projection_service::queries::{self, Kind, MemberView};
+use serde_json::{json, Value};
+use socketioxide::socket::Sid;
 use tokio::sync::mpsc;
 
 use crate::socket::user_room;
@@ -16,46 +22,283 @@ use crate::wire::timestamp;
 pub async fn run(state: AppState, mut applied: mpsc::Receiver<Vec<Arc<RecordedEvent>>>) {
     while let Some(batch) = applied.recv().await {
         for event in batch {
-            deliver(&state, &event).await;
+            if let Err(e) = deliver(&state, &event).await {
+                tracing::warn!(position = event.position, error = %e, "event not delivered");
+            }
         }
     }
 }
 
-async fn deliver(state: &AppState, recorded: &RecordedEvent) {
-    let event = match DomainEvent::from_recorded(recorded) {
-        Ok(event) => event,
-        Err(e) => {
-            tracing::warn!(position = recorded.position, error = %e, "event not delivered: cannot decode");
-            return;
+/// Who gets an event: every socket of `users`, except the requesting socket.
+struct Audience {
+    users: Vec<UserId>,
+    except: Option<Sid>,
+}
+
+impl Audience {
+    fn users(users: impl IntoIterator<Item = UserId>) -> Self {
+        Self {
+            users: users.into_iter().collect(),
+            except: None,
         }
-    };
-    // The request's own socket is answered by its ack; the delivery skips it.
+    }
+
+    fn but_origin(mut self, origin: Option<Sid>) -> Self {
+        self.except = origin;
+        self
+    }
+}
+
+async fn emit(state: &AppState, audience: Audience, event: &'static str, payload: Value) {
+    if audience.users.is_empty() {
+        return;
+    }
+    let Some(io) = state.io() else { return };
+    let rooms: Vec<String> = audience.users.iter().map(user_room).collect();
+    let mut to = io.to(rooms);
+    if let Some(sid) = audience.except {
+        to = to.except(sid);
+    }
+    if let Err(e) = to.emit(event, &payload).await {
+        tracing::debug!(event, error = %e, "not delivered");
+    }
+}
+
+fn others(members: &[MemberView], but: &UserId) -> Vec<UserId> {
+    members
+        .iter()
+        .filter(|m| &m.id != but)
+        .map(|m| m.id.clone())
+        .collect()
+}
+
+async fn name_of(state: &AppState, user: &UserId) -> anyhow::Result<String> {
+    Ok(queries::user(&state.reads, user)
+        .await?
+        .map(|u| u.name)
+        .unwrap_or_default())
+}
+
+async fn members(state: &AppState, chat: &ChatId) -> anyhow::Result<Vec<MemberView>> {
+    Ok(queries::members(&state.reads, chat).await?)
+}
+
+fn actor_of(recorded: &RecordedEvent) -> Option<UserId> {
+    recorded
+        .actor
+        .as_deref()
+        .and_then(|a| UserId::parse(a).ok())
+}
+
+async fn deliver(state: &AppState, recorded: &RecordedEvent) -> anyhow::Result<()> {
+    let event = DomainEvent::from_recorded(recorded)?;
+    // The request's own socket is answered by its ack; deliveries skip it where the protocol says
+    // "the sender's other sockets".
     let origin = state.origins.take(&recorded.correlation_id);
-    if let DomainEvent::MessageSent(sent) = &event {
-        if sent.chat_id.as_str() == sent.sender_id.as_str() {
-            deliver_self_message(state, recorded, sent, origin).await;
+    let actor = actor_of(recorded);
+    match event {
+        DomainEvent::MessageSent(sent) => deliver_message(state, recorded, &sent, origin).await?,
+        DomainEvent::MessageRead(MessageRead {
+            chat_id, reader, ..
+        }) => {
+            let Some(chat) = queries::chat(&state.reads, &chat_id).await? else {
+                return Ok(());
+            };
+            let to = Audience::users(others(&members(state, &chat_id).await?, &reader));
+            match chat.kind {
+                Kind::Personal => {
+                    emit(
+                        state,
+                        to,
+                        "read-personal-msg-ack",
+                        json!({"ChatId": chat_id, "Reader": reader}),
+                    )
+                    .await
+                }
+                Kind::Group => {
+                    emit(
+                        state,
+                        to,
+                        "read-grp-msg-ack",
+                        json!({"Reader": reader, "ChatId": chat_id}),
+                    )
+                    .await
+                }
+                Kind::SelfChat => {}
+            }
         }
+        DomainEvent::PersonalChatCreated(PersonalChatCreated {
+            chat_id,
+            creator,
+            partner,
+        }) => {
+            let name = name_of(state, &creator).await?;
+            let payload = json!({"ChatId": chat_id, "Partner": name, "PartnerId": creator});
+            emit(
+                state,
+                Audience::users([partner]),
+                "create-personal-chat-partner",
+                payload,
+            )
+            .await;
+        }
+        DomainEvent::GroupCreated(GroupCreated {
+            chat_id,
+            name,
+            admin,
+            members,
+            ..
+        }) => {
+            let to = Audience::users(members.into_iter().filter(|m| m != &admin));
+            emit(
+                state,
+                to,
+                "create-group-chat-receiver",
+                json!({"GroupId": chat_id, "Name": name}),
+            )
+            .await;
+        }
+        DomainEvent::MemberAdded(MemberAdded { chat_id, member }) => {
+            let everyone = members(state, &chat_id).await?;
+            let name = name_of(state, &member).await?;
+            let payload = json!({"ChatId": chat_id, "Member": member, "MemberName": name});
+            emit(
+                state,
+                Audience::users(others(&everyone, &member)),
+                "add-member-success",
+                payload,
+            )
+            .await;
+            emit(
+                state,
+                Audience::users([member]),
+                "new-grp-added",
+                json!({"ChatId": chat_id}),
+            )
+            .await;
+        }
+        DomainEvent::MemberRemoved(MemberRemoved {
+            chat_id,
+            member,
+            reason,
+        }) => {
+            let remaining = members(state, &chat_id).await?;
+            match reason {
+                RemovalReason::Kicked => {
+                    let group = queries::chat(&state.reads, &chat_id)
+                        .await?
+                        .map(|c| c.name)
+                        .unwrap_or_default();
+                    emit(
+                        state,
+                        Audience::users([member.clone()]),
+                        "kicked-out",
+                        json!({"GroupId": chat_id, "GroupName": group}),
+                    )
+                    .await;
+                    let to = match &actor {
+                        Some(admin) => others(&remaining, admin),
+                        None => remaining.iter().map(|m| m.id.clone()).collect(),
+                    };
+                    emit(
+                        state,
+                        Audience::users(to),
+                        "someone-kicked-out",
+                        json!({"GroupId": chat_id, "Member": member}),
+                    )
+                    .await;
+                }
+                RemovalReason::Left => {
+                    let name = name_of(state, &member).await?;
+                    let to = Audience::users(remaining.into_iter().map(|m| m.id));
+                    emit(
+                        state,
+                        to,
+                        "user-left-grp",
+                        json!({"GroupId": chat_id, "User": name, "UserId": member}),
+                    )
+                    .await;
+                }
+            }
+        }
+        DomainEvent::AdminChanged(AdminChanged { chat_id, from, to }) => {
+            let audience = Audience::users(others(&members(state, &chat_id).await?, &from));
+            emit(
+                state,
+                audience,
+                "change-admin-success-receiver",
+                json!({"GroupId": chat_id, "Admin": to}),
+            )
+            .await;
+        }
+        DomainEvent::GroupDeleted(GroupDeleted { chat_id }) => {
+            let everyone = members(state, &chat_id).await?;
+            let to = match &actor {
+                Some(admin) => others(&everyone, admin),
+                None => everyone.iter().map(|m| m.id.clone()).collect(),
+            };
+            emit(
+                state,
+                Audience::users(to),
+                "delete-grp-success-receiver",
+                json!({"GroupId": chat_id}),
+            )
+            .await;
+        }
+        DomainEvent::UserRegistered(_)
+        | DomainEvent::UserRenamed(_)
+        | DomainEvent::UserVerified(_)
+        | DomainEvent::SelfChatCreated(_) => {}
     }
+    Ok(())
 }
 
-async fn deliver_self_message(
+async fn deliver_message(
     state: &AppState,
     recorded: &RecordedEvent,
     sent: &MessageSent,
-    origin: Option<socketioxide::socket::Sid>,
-) {
-    let payload = json!({
-        "ChatId": sent.chat_id,
-        "Content": sent.content,
-        "MessageId": sent.message_id,
-        "Timestamp": timestamp(recorded.occurred_at),
-    });
-    let Some(io) = state.io() else { return };
-    let mut to = io.to(user_room(&sent.sender_id));
-    if let Some(sid) = origin {
-        to = to.except(sid);
+    origin: Option<Sid>,
+) -> anyhow::Result<()> {
+    let at = timestamp(recorded.occurred_at);
+    if sent.chat_id.as_str() == sent.sender_id.as_str() {
+        let payload = json!({"ChatId": sent.chat_id, "Content": sent.content, "MessageId": sent.message_id, "Timestamp": at});
+        let to = Audience::users([sent.sender_id.clone()]).but_origin(origin);
+        emit(state, to, "receive-self-message", payload).await;
+        return Ok(());
     }
-    if let Err(e) = to.emit("receive-self-message", &payload).await {
-        tracing::debug!(error = %e, "receive-self-message not delivered");
+    let Some(chat) = queries::chat(&state.reads, &sent.chat_id).await? else {
+        return Ok(());
+    };
+    let everyone = members(state, &sent.chat_id).await?;
+    let sender = everyone
+        .iter()
+        .find(|m| m.id == sent.sender_id)
+        .map(|m| m.name.clone())
+        .unwrap_or_default();
+    match chat.kind {
+        Kind::Personal => {
+            // The partner, and the sender's other sockets.
+            let payload = json!({
+                "ChatId": sent.chat_id, "Content": sent.content, "Sender": sender, "SenderId": sent.sender_id,
+                "MessageId": sent.message_id, "Timestamp": at,
+            });
+            let to = Audience::users(everyone.into_iter().map(|m| m.id)).but_origin(origin);
+            emit(state, to, "receive-personal-message", payload).await;
+        }
+        Kind::Group => {
+            let payload = json!({
+                "ChatId": sent.chat_id, "Sender": sender, "SenderId": sent.sender_id, "Content": sent.content,
+                "MessageId": sent.message_id, "Timestamp": at,
+            });
+            emit(
+                state,
+                Audience::users(others(&everyone, &sent.sender_id)),
+                "receive-group-message",
+                payload,
+            )
+            .await;
+        }
+        Kind::SelfChat => {}
     }
+    Ok(())
 }

@@ -129,6 +129,29 @@ impl Consistency {
         *self.applied.borrow()
     }
 
+    /// Waits until the read models reflect everything stored so far, by anyone (bounded like
+    /// [`Consistency::caught_up_for`]). Chat queries use it, so a member removed by the admin is
+    /// refused from their very next request, and everyone reads at least what was acknowledged.
+    pub async fn caught_up_to_head(&self, store: &dyn EventStore) {
+        let target = match store.head().await {
+            Ok(head) => head,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the log head; answering from the read models as they are");
+                return;
+            }
+        };
+        let mut applied = self.applied.clone();
+        if tokio::time::timeout(self.max_wait, applied.wait_for(|p| *p >= target))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                target,
+                "read models did not reach the log head in time; answering from what they have"
+            );
+        }
+    }
+
     /// Waits until the read models reflect every acknowledged write of `user`. Gives up after the
     /// bound (the answer may then be stale, which is logged) rather than hanging the request.
     pub async fn caught_up_for(&self, user: &UserId) {

@@ -211,11 +211,8 @@ async fn apply_one(
                 .await?;
         }
         DomainEvent::GroupDeleted(GroupDeleted { chat_id }) => {
+            // Members stay (deliveries of the deletion need them); every query skips deleted chats.
             sqlx::query("UPDATE chats SET deleted = 1 WHERE chat_id = $1")
-                .bind(chat_id.as_str())
-                .execute(&mut **tx)
-                .await?;
-            sqlx::query("DELETE FROM chat_members WHERE chat_id = $1")
                 .bind(chat_id.as_str())
                 .execute(&mut **tx)
                 .await?;

@@ -236,6 +236,108 @@ pub async fn group_chat_list(
         .collect()
 }
 
+/// Which kind of chat a row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    SelfChat,
+    Personal,
+    Group,
+}
+
+/// A chat's header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatView {
+    pub id: ChatId,
+    pub kind: Kind,
+    pub name: String,
+    pub description: String,
+    pub admin: Option<UserId>,
+    pub deleted: bool,
+}
+
+/// A current member, with their name and read pointer (-1: nothing read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    pub id: UserId,
+    pub name: String,
+    pub read_version: i64,
+}
+
+/// `chat_id, kind, name, description, admin, deleted`.
+type ChatRow = (String, String, Option<String>, Option<String>, Option<String>, i64);
+
+/// A chat's header, if it exists.
+pub async fn chat(db: &Database, id: &ChatId) -> Result<Option<ChatView>, QueryError> {
+    let row: Option<ChatRow> = sqlx::query_as(
+        "SELECT chat_id, kind, name, description, admin, deleted FROM chats WHERE chat_id = $1",
+    )
+    .bind(id.as_str())
+    .fetch_optional(&db.pool)
+    .await?;
+    row.map(|(id, kind, name, description, admin, deleted)| {
+        let kind = match kind.as_str() {
+            "self" => Kind::SelfChat,
+            "personal" => Kind::Personal,
+            "group" => Kind::Group,
+            other => return Err(QueryError::Corrupt(format!("chat kind {other:?}"))),
+        };
+        Ok(ChatView {
+            id: chat_id(id)?,
+            kind,
+            name: name.unwrap_or_default(),
+            description: description.unwrap_or_default(),
+            admin: admin.map(user_id).transpose()?,
+            deleted: deleted != 0,
+        })
+    })
+    .transpose()
+}
+
+/// The current members of a chat, by id.
+pub async fn members(db: &Database, chat: &ChatId) -> Result<Vec<MemberView>, QueryError> {
+    let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
+        "SELECT m.user_id, u.name, m.read_version FROM chat_members m LEFT JOIN users u ON u.user_id = m.user_id \
+         WHERE m.chat_id = $1 ORDER BY m.user_id",
+    )
+    .bind(chat.as_str())
+    .fetch_all(&db.pool)
+    .await?;
+    rows.into_iter()
+        .map(|(id, name, read_version)| {
+            Ok(MemberView {
+                id: user_id(id)?,
+                name: name.unwrap_or_default(),
+                read_version,
+            })
+        })
+        .collect()
+}
+
+/// The names of `users` (unknown ids are left out).
+pub async fn names(
+    db: &Database,
+    users: &[UserId],
+) -> Result<std::collections::HashMap<UserId, String>, QueryError> {
+    if users.is_empty() {
+        return Ok(Default::default());
+    }
+    let placeholders: Vec<String> = (1..=users.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT user_id, name FROM users WHERE user_id IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query_as::<_, (String, String)>(&sql);
+    for user in users {
+        query = query.bind(user.as_str());
+    }
+    query
+        .fetch_all(&db.pool)
+        .await?
+        .into_iter()
+        .map(|(id, name)| Ok((user_id(id)?, name)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::like_literal;

@@ -1,6 +1,8 @@
 //! Aggregates: `apply` evolves state from an event, `decide_*` functions decide commands. Neither
 //! does I/O.
 
+pub mod chat;
+pub mod recent;
 pub mod self_chat;
 pub mod user;
 

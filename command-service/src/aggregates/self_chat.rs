@@ -1,35 +1,20 @@
 //! The self chat (stream `chat-<userId>`): notes to self. Its state never holds the messages, only
 //! what decisions need: who owns it, and the recent `ClientId`s for idempotent sends.
 
-use std::collections::{HashMap, VecDeque};
-
-use chrono::{DateTime, Utc};
 use events_schema::events::{MessageSent, SelfChatCreated};
 use events_schema::{
     Accepted, ChatId, ClientId, Content, DomainEvent, MessageId, Position, RecordedEvent,
     RefusalCode, UserId,
 };
 
+use super::recent::{RecentSends, SentMessage};
 use super::{Aggregate, Decision, Refusal};
-
-/// How many recent `ClientId`s a chat remembers: retries come within seconds, so a bounded
-/// window keeps the state small however long the chat's history.
-pub const CLIENT_ID_WINDOW: usize = 1024;
-
-/// A message remembered by its `ClientId`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SentMessage {
-    pub message_id: MessageId,
-    pub position: Position,
-    pub occurred_at: DateTime<Utc>,
-}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SelfChat {
     pub owner: Option<UserId>,
     pub created_at: Option<Position>,
-    pub client_ids: HashMap<ClientId, SentMessage>,
-    pub client_order: VecDeque<ClientId>,
+    pub client_ids: RecentSends,
 }
 
 impl Aggregate for SelfChat {
@@ -41,7 +26,7 @@ impl Aggregate for SelfChat {
             }
             DomainEvent::MessageSent(e) => {
                 if let Some(client_id) = &e.client_id {
-                    self.remember(
+                    self.client_ids.remember(
                         client_id.clone(),
                         SentMessage {
                             message_id: e.message_id.clone(),
@@ -57,17 +42,6 @@ impl Aggregate for SelfChat {
 }
 
 impl SelfChat {
-    fn remember(&mut self, client_id: ClientId, sent: SentMessage) {
-        if self.client_ids.insert(client_id.clone(), sent).is_none() {
-            self.client_order.push_back(client_id);
-        }
-        while self.client_order.len() > CLIENT_ID_WINDOW {
-            if let Some(old) = self.client_order.pop_front() {
-                self.client_ids.remove(&old);
-            }
-        }
-    }
-
     pub fn create(&self, owner: &UserId) -> Result<Decision, Refusal> {
         match (&self.owner, self.created_at) {
             (Some(_), Some(position)) => Ok(Decision::AlreadyDone(Accepted {
@@ -125,6 +99,7 @@ impl SelfChat {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregates::recent::CLIENT_ID_WINDOW;
     use crate::aggregates::testing::given;
 
     fn ids() -> (UserId, MessageId) {

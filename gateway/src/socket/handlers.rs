@@ -10,6 +10,7 @@ use socketioxide::extract::{SocketRef, TryData};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use super::chats;
 use super::reply::{Failure, Reply};
 use super::requests;
 use super::SocketUser;
@@ -28,14 +29,14 @@ pub struct Answer {
 
 impl Answer {
     /// The event, with its payload also in the ack.
-    fn event(name: &'static str, payload: Value) -> Self {
+    pub(super) fn event(name: &'static str, payload: Value) -> Self {
         Self {
             ack: payload.clone(),
             emit: Some((name, payload)),
         }
     }
 
-    fn ack_only(fields: Value) -> Self {
+    pub(super) fn ack_only(fields: Value) -> Self {
         Self {
             emit: None,
             ack: fields,
@@ -86,6 +87,28 @@ pub fn register(
     handlers.on(socket, "search-user", search_user);
     handlers.on(socket, "fetch-self-chat", fetch_self_chat);
     handlers.on(socket, "send-self-message", send_self_message);
+    handlers.on(socket, "check-chat", chats::check_chat);
+    handlers.on(socket, "create-personal-chat", chats::create_personal_chat);
+    handlers.on(socket, "fetch-personal-chat", chats::fetch_personal_chat);
+    handlers.on(
+        socket,
+        "send-personal-message",
+        chats::send_personal_message,
+    );
+    handlers.on(
+        socket,
+        "read-personal-message",
+        chats::read_personal_message,
+    );
+    handlers.on(socket, "create-group-chat", chats::create_group_chat);
+    handlers.on(socket, "fetch-group-chat", chats::fetch_group_chat);
+    handlers.on(socket, "send-group-message", chats::send_group_message);
+    handlers.on(socket, "read-group-message", chats::read_group_message);
+    handlers.on(socket, "add-member", chats::add_member);
+    handlers.on(socket, "kickout", chats::kickout);
+    handlers.on(socket, "change-admin", chats::change_admin);
+    handlers.on(socket, "leave-grp", chats::leave_group);
+    handlers.on(socket, "delete-grp", chats::delete_group);
 }
 
 struct Handlers {
@@ -143,7 +166,7 @@ impl Handlers {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> Failure {
+pub(super) fn internal(e: impl std::fmt::Display) -> Failure {
     tracing::error!(error = %e, "query failed");
     Failure::internal()
 }

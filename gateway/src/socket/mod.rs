@@ -6,6 +6,7 @@
 //! event is lost) and sends the on-connect events, or emits `auth-failure` and disconnects without
 //! registering any handler, so none of that socket's events is acted on.
 
+mod chats;
 mod handlers;
 mod handshake;
 mod reply;

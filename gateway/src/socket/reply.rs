@@ -16,6 +16,8 @@ use socketioxide::socket::Socket;
 pub struct Failure {
     pub code: &'static str,
     pub message: String,
+    /// The original's own failure event (e.g. `add-member-fail`), emitted to the socket as well.
+    pub also: Option<(&'static str, Value)>,
 }
 
 impl Failure {
@@ -23,37 +25,49 @@ impl Failure {
         Self {
             code: "bad_request",
             message: message.into(),
+            also: None,
         }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         Self {
             code: "not_found",
             message: message.into(),
+            also: None,
         }
     }
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self {
             code: "forbidden",
             message: message.into(),
+            also: None,
         }
     }
     pub fn rate_limited() -> Self {
         Self {
             code: "rate_limited",
             message: "too many requests in flight on this socket; wait for answers".into(),
+            also: None,
         }
     }
     pub fn internal() -> Self {
         Self {
             code: "internal",
             message: "internal error, try again".into(),
+            also: None,
         }
     }
     pub fn refused(code: RefusalCode, message: String) -> Self {
         Self {
             code: code.as_str(),
             message,
+            also: None,
         }
+    }
+
+    /// Also emits the original's failure event `event` with `{Message}`.
+    pub fn with_legacy(mut self, event: &'static str) -> Self {
+        self.also = Some((event, json!({"Message": self.message})));
+        self
     }
 
     /// `success` is -1 for a bad request or a server error, 0 for a refusal.
@@ -102,6 +116,9 @@ impl Reply {
     /// Answers a failure: the ack if the client asked for one, else `request-failed` to `socket`.
     pub fn fail(self, socket: &Socket<LocalAdapter>, event: &str, failure: &Failure) {
         tracing::debug!(event, code = failure.code, message = %failure.message, "request refused");
+        if let Some((legacy, payload)) = &failure.also {
+            socket.emit(*legacy, payload).ok();
+        }
         let result = if self.wants_ack {
             self.ack.send(&json!({
                 "success": failure.success(),

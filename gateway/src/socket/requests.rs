@@ -1,7 +1,7 @@
 //! Socket payloads parsed into typed requests, in one place. Past this module nothing is a raw
 //! `serde_json::Value` that still needs checking.
 
-use events_schema::{ClientId, Content, MessageId};
+use events_schema::{ChatId, ClientId, Content, Description, GroupName, MessageId, UserId};
 use serde_json::{Map, Value};
 
 use super::reply::Failure;
@@ -131,13 +131,104 @@ pub struct SendSelfRequest {
 }
 
 pub fn send_self(payload: &Value) -> Result<SendSelfRequest, Failure> {
-    let map = object(payload, false)?;
-    let content = Content::parse(required_str(&map, "Content")?)
+    send_fields(&object(payload, false)?)
+}
+
+fn send_fields(map: &Map<String, Value>) -> Result<SendSelfRequest, Failure> {
+    let content = Content::parse(required_str(map, "Content")?)
         .map_err(|e| Failure::bad_request(format!("Content: {e}")))?;
-    let client_id = optional_str(&map, "ClientId")?
+    let client_id = optional_str(map, "ClientId")?
         .map(|raw| ClientId::parse(raw).map_err(|e| Failure::bad_request(e.to_string())))
         .transpose()?;
     Ok(SendSelfRequest { content, client_id })
+}
+
+fn required_chat(map: &Map<String, Value>, field: &str) -> Result<ChatId, Failure> {
+    ChatId::parse(required_str(map, field)?)
+        .map_err(|_| Failure::bad_request(format!("{field} is not a chat id")))
+}
+
+fn required_user(map: &Map<String, Value>, field: &str) -> Result<UserId, Failure> {
+    UserId::parse(required_str(map, field)?)
+        .map_err(|_| Failure::bad_request(format!("{field} is not a user id")))
+}
+
+/// `{Receiver}` of `check-chat` and `create-personal-chat` (whose `Partner` and `UserName` are
+/// display names the original client sends; the stored names are used instead).
+pub fn receiver(payload: &Value) -> Result<UserId, Failure> {
+    required_user(&object(payload, false)?, "Receiver")
+}
+
+/// A request naming one chat: `{ChatId}` or `{GroupId}`.
+pub fn chat(payload: &Value, field: &str) -> Result<ChatId, Failure> {
+    required_chat(&object(payload, false)?, field)
+}
+
+/// `fetch-personal-chat {ChatId, Before?, Limit?}` and `fetch-group-chat {GroupId, …}`.
+pub fn chat_page(payload: &Value, field: &str) -> Result<(ChatId, PageRequest), Failure> {
+    let map = object(payload, false)?;
+    Ok((required_chat(&map, field)?, page_fields(&map)?))
+}
+
+/// `send-personal-message {ChatId, Content, ClientId?}` and `send-group-message {GroupId, …}`.
+pub fn send_to(payload: &Value, field: &str) -> Result<(ChatId, SendSelfRequest), Failure> {
+    let map = object(payload, false)?;
+    let chat = required_chat(&map, field)?;
+    Ok((chat, send_fields(&map)?))
+}
+
+/// `add-member`, `kickout`, `change-admin`: `{GroupId, Member}`.
+pub fn group_member(payload: &Value) -> Result<(ChatId, UserId), Failure> {
+    let map = object(payload, false)?;
+    Ok((
+        required_chat(&map, "GroupId")?,
+        required_user(&map, "Member")?,
+    ))
+}
+
+/// The most participants one `create-group-chat` may name.
+pub const MAX_PARTICIPANTS: usize = 256;
+
+/// `create-group-chat {Name, Description, Participants}`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CreateGroupRequest {
+    pub name: GroupName,
+    pub description: Description,
+    pub participants: Vec<UserId>,
+}
+
+pub fn create_group(payload: &Value) -> Result<CreateGroupRequest, Failure> {
+    let map = object(payload, false)?;
+    let name = GroupName::parse(required_str(&map, "Name")?)
+        .map_err(|e| Failure::bad_request(e.to_string()))?;
+    let description = Description::parse(optional_str(&map, "Description")?.unwrap_or_default())
+        .map_err(|e| Failure::bad_request(e.to_string()))?;
+    let participants = match map.get("Participants") {
+        Some(Value::Array(items)) if items.len() <= MAX_PARTICIPANTS => items
+            .iter()
+            .map(|item| match item {
+                Value::String(raw) => UserId::parse(raw)
+                    .map_err(|_| Failure::bad_request("Participants holds a malformed id")),
+                _ => Err(Failure::bad_request("Participants must be user ids")),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(Value::Array(_)) => {
+            return Err(Failure::bad_request(format!(
+                "at most {MAX_PARTICIPANTS} participants"
+            )))
+        }
+        Some(_) => {
+            return Err(Failure::bad_request(
+                "Participants must be an array of user ids",
+            ))
+        }
+        None => return Err(Failure::bad_request("Participants is required")),
+    };
+    Ok(CreateGroupRequest {
+        name,
+        description,
+        participants,
+    })
 }
 
 #[cfg(test)]
@@ -168,6 +259,35 @@ mod tests {
                 .as_str(),
             "m1"
         );
+    }
+
+    #[test]
+    fn chat_requests_refuse_object_valued_and_malformed_ids() {
+        assert!(chat(&json!({"GroupId": {"$gt": ""}}), "GroupId").is_err());
+        assert!(chat(&json!({"GroupId": "a b"}), "GroupId").is_err());
+        assert!(chat(&json!(null), "GroupId").is_err());
+        assert!(chat(&json!({"GroupId": "g1"}), "GroupId").is_ok());
+        assert!(group_member(&json!({"GroupId": "g1", "Member": 7})).is_err());
+        assert!(receiver(&json!({"Receiver": ["x"]})).is_err());
+    }
+
+    #[test]
+    fn groups_need_a_name_and_a_list_of_ids() {
+        let ok = create_group(&json!({"Name": " Team ", "Participants": ["a", "b"]})).unwrap();
+        assert_eq!(
+            (
+                ok.name.as_str(),
+                ok.description.as_str(),
+                ok.participants.len()
+            ),
+            ("Team", "", 2)
+        );
+        assert!(create_group(&json!({"Name": "", "Participants": []})).is_err());
+        assert!(create_group(&json!({"Name": "T", "Participants": "a"})).is_err());
+        assert!(create_group(&json!({"Name": "T", "Participants": [1]})).is_err());
+        assert!(create_group(&json!({"Name": "T"})).is_err());
+        let many: Vec<String> = (0..=MAX_PARTICIPANTS).map(|i| format!("u{i}")).collect();
+        assert!(create_group(&json!({"Name": "T", "Participants": many})).is_err());
     }
 
     #[test]

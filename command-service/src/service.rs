@@ -28,6 +28,9 @@ const CACHE_CAPACITY: usize = 100_000;
 struct Loaded<A> {
     state: A,
     version: Option<u64>,
+    /// Whether the state was ever caught up from the store. After that, this service applies its
+    /// own appends to it directly, so an accepted command costs no read.
+    synced: bool,
 }
 
 /// Cached states, one async lock per stream: commands on one stream take turns, commands on
@@ -49,6 +52,7 @@ impl<A: Aggregate> Cache<A> {
             return Arc::new(AsyncMutex::new(Loaded {
                 state: A::default(),
                 version: None,
+                synced: false,
             }));
         };
         if streams.len() >= CACHE_CAPACITY {
@@ -60,6 +64,7 @@ impl<A: Aggregate> Cache<A> {
                 Arc::new(AsyncMutex::new(Loaded {
                     state: A::default(),
                     version: None,
+                    synced: false,
                 }))
             })
             .clone()
@@ -267,6 +272,12 @@ impl CommandService {
     }
 
     /// Loads, decides, appends; on a version conflict catches up and decides again.
+    ///
+    /// A stream's state is read from the store once; afterwards commands are decided on the cached
+    /// state and the events this service appends are applied to it directly. If another writer
+    /// moved the stream on, the append fails its expected-version check and the state is caught
+    /// up; a refusal or a "nothing to do" decided on the cached state alone is re-checked after
+    /// catching up, so no stale state refuses a command or skips a write.
     async fn execute<A: Aggregate>(
         &self,
         cache: &Cache<A>,
@@ -276,24 +287,46 @@ impl CommandService {
     ) -> Result<Accepted, Refusal> {
         let entry = cache.entry(stream);
         let mut loaded = entry.lock().await;
-        for _ in 0..MAX_ATTEMPTS {
+        let mut fresh = false;
+        if !loaded.synced {
             self.catch_up(stream, &mut loaded).await?;
-            let events = match decide(&loaded.state)? {
-                Decision::AlreadyDone(accepted) => return Ok(accepted),
-                Decision::Append(events) => events,
+            loaded.synced = true;
+            fresh = true;
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            let events = match decide(&loaded.state) {
+                Err(_) | Ok(Decision::AlreadyDone(_)) if !fresh => {
+                    self.catch_up(stream, &mut loaded).await?;
+                    fresh = true;
+                    continue;
+                }
+                Err(refusal) => return Err(refusal),
+                Ok(Decision::AlreadyDone(accepted)) => return Ok(accepted),
+                Ok(Decision::Append(events)) => events,
             };
             let expected = loaded
                 .version
                 .map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
             let accepted = accepted_for(&events);
             let new_events: Vec<_> = events
-                .into_iter()
-                .map(|e| e.into_new_event(meta.clone()))
+                .iter()
+                .map(|e| e.clone().into_new_event(meta.clone()))
                 .collect();
             let occurred_at = new_events.last().map(|e| e.occurred_at);
-            match self.store.append(stream, expected, new_events).await {
+            match self
+                .store
+                .append(stream, expected, new_events.clone())
+                .await
+            {
                 Ok(result) => {
-                    // The next use catches up from the store, which applies what was just written.
+                    apply_own(
+                        stream,
+                        &mut loaded,
+                        &events,
+                        &new_events,
+                        result.version,
+                        result.position,
+                    );
                     return Ok(Accepted {
                         position: result.position,
                         occurred_at: accepted.message_id.as_ref().and(occurred_at),
@@ -302,9 +335,13 @@ impl CommandService {
                 }
                 Err(StoreError::WrongExpectedVersion { .. }) => {
                     tracing::debug!(stream, "another writer appended first; deciding again");
+                    self.catch_up(stream, &mut loaded).await?;
+                    fresh = true;
                 }
                 Err(e) => {
                     tracing::error!(stream, error = %e, "append failed");
+                    // Whether the append landed is unknown: read the stream before the next decision.
+                    loaded.synced = false;
                     return Err(Refusal::new(
                         RefusalCode::Internal,
                         "the event store is unavailable",
@@ -349,6 +386,38 @@ impl CommandService {
             }
         }
     }
+}
+
+/// Applies events this service just appended (ending at `last_version`/`last_position`) to the
+/// cached state, as a catch-up would. Every event of the append is given the append's last
+/// position: positions need not be contiguous, and a later position only makes read-your-writes
+/// wait for the whole append, which it must anyway.
+fn apply_own<A: Aggregate>(
+    stream: &str,
+    loaded: &mut Loaded<A>,
+    events: &[DomainEvent],
+    new_events: &[events_schema::NewEvent],
+    last_version: u64,
+    last_position: events_schema::Position,
+) {
+    let first_version = last_version + 1 - events.len() as u64;
+    for (i, (event, new)) in events.iter().zip(new_events).enumerate() {
+        let recorded = events_schema::RecordedEvent {
+            event_id: new.event_id,
+            stream: stream.to_owned(),
+            version: first_version + i as u64,
+            position: last_position,
+            event_type: new.event_type.clone(),
+            schema_version: new.schema_version,
+            occurred_at: new.occurred_at,
+            actor: new.metadata.actor.clone(),
+            correlation_id: new.metadata.correlation_id,
+            causation_id: new.metadata.causation_id,
+            payload: new.payload.clone(),
+        };
+        loaded.state.apply(event, &recorded);
+    }
+    loaded.version = Some(last_version);
 }
 
 /// The acting user of a command that needs one.

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { io } from 'socket.io-client';
 import { SMTPServer } from 'smtp-server';
@@ -142,7 +142,7 @@ export class Server {
  * directory (a restart), else a fresh one is made and removed on stop.
  */
 export async function startServer({ env = {}, dataDir, mail } = {}) {
-  const bin = process.env.SERVER_BIN;
+  const bin = process.env.SERVER_BIN && resolve(process.env.SERVER_BIN);
   if (!bin) throw new Error('SERVER_BIN must name the gateway binary (see infra/scripts/test)');
   const ownsDataDir = !dataDir;
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'expresschat-e2e-'));

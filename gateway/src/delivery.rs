@@ -2,6 +2,7 @@
 //! node gets every event, so no node needs to know where a user is connected. Events are delivered
 //! in log order, so every socket sees a chat's messages in the order `fetch-…` returns them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use events_schema::events::{
@@ -9,7 +10,7 @@ use events_schema::events::{
     PersonalChatCreated, RemovalReason,
 };
 use events_schema::{ChatId, DomainEvent, RecordedEvent, UserId};
-use projection_service::queries::{self, Kind, MemberView};
+use projection_service::queries::{self, ChatView, Kind, MemberView};
 use serde_json::{json, Value};
 use socketioxide::socket::Sid;
 use tokio::sync::mpsc;
@@ -20,12 +21,49 @@ use crate::wire::timestamp;
 
 /// Delivers batches of applied events until the channel closes.
 pub async fn run(state: AppState, mut applied: mpsc::Receiver<Vec<Arc<RecordedEvent>>>) {
+    let mut chats = ChatMemo::default();
     while let Some(batch) = applied.recv().await {
         for event in batch {
-            if let Err(e) = deliver(&state, &event).await {
+            if let Err(e) = deliver(&state, &mut chats, &event).await {
                 tracing::warn!(position = event.position, error = %e, "event not delivered");
             }
         }
+    }
+}
+
+/// Chats and their members as the read models had them, so that delivering a message costs no
+/// query. An entry is dropped by any event that changes the chat other than a message or a read
+/// receipt, and reloaded (after the projector applied that event) on next use.
+#[derive(Default)]
+struct ChatMemo {
+    chats: HashMap<ChatId, Arc<(ChatView, Vec<MemberView>)>>,
+}
+
+impl ChatMemo {
+    const CAPACITY: usize = 10_000;
+
+    async fn get(
+        &mut self,
+        state: &AppState,
+        chat: &ChatId,
+    ) -> anyhow::Result<Option<Arc<(ChatView, Vec<MemberView>)>>> {
+        if let Some(found) = self.chats.get(chat) {
+            return Ok(Some(found.clone()));
+        }
+        let Some(view) = queries::chat(&state.reads, chat).await? else {
+            return Ok(None);
+        };
+        let members = queries::members(&state.reads, chat).await?;
+        if self.chats.len() >= Self::CAPACITY {
+            self.chats.clear();
+        }
+        let entry = Arc::new((view, members));
+        self.chats.insert(chat.clone(), entry.clone());
+        Ok(Some(entry))
+    }
+
+    fn forget(&mut self, chat: &ChatId) {
+        self.chats.remove(chat);
     }
 }
 
@@ -90,21 +128,36 @@ fn actor_of(recorded: &RecordedEvent) -> Option<UserId> {
         .and_then(|a| UserId::parse(a).ok())
 }
 
-async fn deliver(state: &AppState, recorded: &RecordedEvent) -> anyhow::Result<()> {
+async fn deliver(
+    state: &AppState,
+    memo: &mut ChatMemo,
+    recorded: &RecordedEvent,
+) -> anyhow::Result<()> {
     let event = DomainEvent::from_recorded(recorded)?;
+    if !matches!(
+        event,
+        DomainEvent::MessageSent(_) | DomainEvent::MessageRead(_)
+    ) {
+        if let Some(chat) = event.chat_id() {
+            memo.forget(chat);
+        }
+    }
     // The request's own socket is answered by its ack; deliveries skip it where the protocol says
     // "the sender's other sockets".
     let origin = state.origins.take(&recorded.correlation_id);
     let actor = actor_of(recorded);
     match event {
-        DomainEvent::MessageSent(sent) => deliver_message(state, recorded, &sent, origin).await?,
+        DomainEvent::MessageSent(sent) => {
+            deliver_message(state, memo, recorded, &sent, origin).await?
+        }
         DomainEvent::MessageRead(MessageRead {
             chat_id, reader, ..
         }) => {
-            let Some(chat) = queries::chat(&state.reads, &chat_id).await? else {
+            let Some(entry) = memo.get(state, &chat_id).await? else {
                 return Ok(());
             };
-            let to = Audience::users(others(&members(state, &chat_id).await?, &reader));
+            let (chat, everyone) = &*entry;
+            let to = Audience::users(others(everyone, &reader));
             match chat.kind {
                 Kind::Personal => {
                     emit(
@@ -255,6 +308,7 @@ async fn deliver(state: &AppState, recorded: &RecordedEvent) -> anyhow::Result<(
 
 async fn deliver_message(
     state: &AppState,
+    memo: &mut ChatMemo,
     recorded: &RecordedEvent,
     sent: &MessageSent,
     origin: Option<Sid>,
@@ -266,10 +320,10 @@ async fn deliver_message(
         emit(state, to, "receive-self-message", payload).await;
         return Ok(());
     }
-    let Some(chat) = queries::chat(&state.reads, &sent.chat_id).await? else {
+    let Some(entry) = memo.get(state, &sent.chat_id).await? else {
         return Ok(());
     };
-    let everyone = members(state, &sent.chat_id).await?;
+    let (chat, everyone) = &*entry;
     let sender = everyone
         .iter()
         .find(|m| m.id == sent.sender_id)
@@ -282,7 +336,7 @@ async fn deliver_message(
                 "ChatId": sent.chat_id, "Content": sent.content, "Sender": sender, "SenderId": sent.sender_id,
                 "MessageId": sent.message_id, "Timestamp": at,
             });
-            let to = Audience::users(everyone.into_iter().map(|m| m.id)).but_origin(origin);
+            let to = Audience::users(everyone.iter().map(|m| m.id.clone())).but_origin(origin);
             emit(state, to, "receive-personal-message", payload).await;
         }
         Kind::Group => {
@@ -292,7 +346,7 @@ async fn deliver_message(
             });
             emit(
                 state,
-                Audience::users(others(&everyone, &sent.sender_id)),
+                Audience::users(others(everyone, &sent.sender_id)),
                 "receive-group-message",
                 payload,
             )

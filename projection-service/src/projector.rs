@@ -1,5 +1,6 @@
 //! Applying events to the read models.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,12 +64,19 @@ impl Projector {
                 .await?;
         let mut checkpoint = row.map(|(p,)| p.max(0) as Position).unwrap_or(0);
         let start = checkpoint;
+        let mut pending = PendingMessages::default();
         for event in events.iter().filter(|e| e.position > start) {
             if event.position <= checkpoint {
                 continue;
             }
             match DomainEvent::from_recorded(event) {
-                Ok(domain) => apply_one(&mut tx, event, &domain).await?,
+                Ok(DomainEvent::MessageSent(sent)) => pending.push(event, sent),
+                Ok(domain) => {
+                    // Other events may depend on the messages before them (a new member's read
+                    // pointer starts at the newest message): write those first.
+                    pending.flush(&mut tx).await?;
+                    apply_one(&mut tx, event, &domain).await?
+                }
                 // An event this version does not know (written by a newer one): skipped, loudly.
                 Err(e) => {
                     tracing::warn!(position = event.position, error = %e, "event skipped by the projector")
@@ -76,6 +84,7 @@ impl Projector {
             }
             checkpoint = event.position;
         }
+        pending.flush(&mut tx).await?;
         if checkpoint != start {
             sqlx::query(
                 "INSERT INTO projection_checkpoints (name, position) VALUES ($1, $2) \
@@ -156,34 +165,8 @@ async fn apply_one(
                 add_member(tx, chat_id.as_str(), member.as_str()).await?;
             }
         }
-        DomainEvent::MessageSent(MessageSent {
-            chat_id,
-            message_id,
-            sender_id,
-            content,
-            ..
-        }) => {
-            sqlx::query(
-                "INSERT INTO messages (chat_id, version, message_id, sender_id, content, sent_at) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(chat_id.as_str())
-            .bind(recorded.version as i64)
-            .bind(message_id.as_str())
-            .bind(sender_id.as_str())
-            .bind(content.as_str())
-            .bind(at)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query("UPDATE chats SET last_version = $1, last_chat = $2 WHERE chat_id = $3")
-                .bind(recorded.version as i64)
-                .bind(at)
-                .bind(chat_id.as_str())
-                .execute(&mut **tx)
-                .await?;
-            // The sender has read their own message.
-            mark_read(tx, chat_id.as_str(), sender_id.as_str(), recorded.version).await?;
-        }
+        // Batched by the caller (see `PendingMessages`).
+        DomainEvent::MessageSent(_) => {}
         DomainEvent::MessageRead(MessageRead {
             chat_id,
             reader,
@@ -219,6 +202,94 @@ async fn apply_one(
         }
     }
     Ok(())
+}
+
+/// Messages of a batch, written together: one multi-row insert per few hundred messages, one
+/// update per chat for its newest message, one read pointer per (chat, sender), instead of three
+/// statements per message.
+#[derive(Default)]
+struct PendingMessages {
+    rows: Vec<(String, i64, String, String, String, i64)>,
+    newest: HashMap<String, (i64, i64)>,
+    read: HashMap<(String, String), u64>,
+}
+
+impl PendingMessages {
+    /// Rows per INSERT: 6 parameters each, well under SQLite's limit of 32,766.
+    const CHUNK: usize = 500;
+
+    fn push(&mut self, recorded: &RecordedEvent, sent: MessageSent) {
+        let at = recorded.occurred_at.timestamp_millis();
+        let version = recorded.version as i64;
+        let chat = sent.chat_id.as_str().to_owned();
+        let newest = self.newest.entry(chat.clone()).or_insert((version, at));
+        if version >= newest.0 {
+            *newest = (version, at);
+        }
+        let read = self
+            .read
+            .entry((chat.clone(), sent.sender_id.as_str().to_owned()))
+            .or_insert(recorded.version);
+        *read = (*read).max(recorded.version);
+        self.rows.push((
+            chat,
+            version,
+            sent.message_id.as_str().to_owned(),
+            sent.sender_id.as_str().to_owned(),
+            sent.content.as_str().to_owned(),
+            at,
+        ));
+    }
+
+    async fn flush(&mut self, tx: &mut Tx<'_>) -> Result<(), sqlx::Error> {
+        for chunk in self.rows.chunks(Self::CHUNK) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = i * 6;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO messages (chat_id, version, message_id, sender_id, content, sent_at) VALUES {} ON CONFLICT DO NOTHING",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for (chat, version, id, sender, content, at) in chunk {
+                query = query
+                    .bind(chat)
+                    .bind(*version)
+                    .bind(id)
+                    .bind(sender)
+                    .bind(content)
+                    .bind(*at);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        for (chat, (version, at)) in &self.newest {
+            sqlx::query("UPDATE chats SET last_version = $1, last_chat = $2 WHERE chat_id = $3")
+                .bind(*version)
+                .bind(*at)
+                .bind(chat)
+                .execute(&mut **tx)
+                .await?;
+        }
+        // The sender has read their own message.
+        for ((chat, sender), version) in &self.read {
+            mark_read(tx, chat, sender, *version).await?;
+        }
+        self.rows.clear();
+        self.newest.clear();
+        self.read.clear();
+        Ok(())
+    }
 }
 
 async fn create_chat(

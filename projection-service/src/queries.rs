@@ -264,7 +264,14 @@ pub struct MemberView {
 }
 
 /// `chat_id, kind, name, description, admin, deleted`.
-type ChatRow = (String, String, Option<String>, Option<String>, Option<String>, i64);
+type ChatRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
 
 /// A chat's header, if it exists.
 pub async fn chat(db: &Database, id: &ChatId) -> Result<Option<ChatView>, QueryError> {

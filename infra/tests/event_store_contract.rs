@@ -344,6 +344,41 @@ async fn subscribe_all_catches_up_then_follows_live(b: &dyn Backend) {
     );
 }
 
+/// Two stores on one database, as two processes would be: neither may trust what it remembers of
+/// a stream once the other has appended.
+async fn another_writer_on_the_same_database_is_noticed(b: &dyn Backend) {
+    let a = b.open().await;
+    let other = b.open().await;
+    a.append("shared", ExpectedVersion::NoStream, vec![event("{}")])
+        .await
+        .unwrap();
+    other
+        .append("shared", ExpectedVersion::Exact(0), vec![event("{}")])
+        .await
+        .unwrap();
+    match a
+        .append("shared", ExpectedVersion::Exact(0), vec![event("{}")])
+        .await
+    {
+        Err(StoreError::WrongExpectedVersion { actual, .. }) => assert_eq!(actual, Some(1)),
+        other => panic!("a stale expected version must be refused, got {other:?}"),
+    }
+    let ok = a
+        .append("shared", ExpectedVersion::Exact(1), vec![event("{}")])
+        .await
+        .unwrap();
+    assert_eq!(ok.version, 2);
+    let positions: Vec<u64> = a
+        .read_all(0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.position)
+        .collect();
+    assert_eq!(positions.len(), 3);
+    assert!(positions.windows(2).all(|w| w[0] < w[1]));
+}
+
 macro_rules! contract_tests {
     ($backend:ident, $new:expr) => {
         mod $backend {
@@ -378,6 +413,11 @@ macro_rules! contract_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn an_event_round_trips_byte_for_byte() {
                 super::an_event_round_trips_byte_for_byte(&$new().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn another_writer_on_the_same_database_is_noticed() {
+                super::another_writer_on_the_same_database_is_noticed(&$new().await).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

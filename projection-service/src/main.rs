@@ -39,8 +39,17 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let projector = Arc::new(Projector::new(db).await?);
     let (progress, _) = watch::channel(projector.checkpoint().await?);
     let (stop_tx, stop_rx) = watch::channel(false);
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::spawn(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
+        // Finish the batch in hand, then stop.
         let _ = stop_tx.send(true);
     });
     tracing::info!(from = *progress.borrow(), "projecting");

@@ -273,23 +273,55 @@ impl PendingMessages {
             }
             query.execute(&mut **tx).await?;
         }
-        for (chat, (version, at)) in &self.newest {
-            sqlx::query("UPDATE chats SET last_version = $1, last_chat = $2 WHERE chat_id = $3")
-                .bind(*version)
-                .bind(*at)
-                .bind(chat)
-                .execute(&mut **tx)
-                .await?;
+        let newest: Vec<(&String, i64, i64)> = self
+            .newest
+            .iter()
+            .map(|(c, (v, at))| (c, *v, *at))
+            .collect();
+        for chunk in newest.chunks(Self::CHUNK) {
+            let sql = format!(
+                "UPDATE chats SET last_version = v.column2, last_chat = v.column3 FROM (VALUES {}) AS v \
+                 WHERE chats.chat_id = v.column1",
+                triples(chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for (chat, version, at) in chunk {
+                query = query.bind(*chat).bind(*version).bind(*at);
+            }
+            query.execute(&mut **tx).await?;
         }
-        // The sender has read their own message.
-        for ((chat, sender), version) in &self.read {
-            mark_read(tx, chat, sender, *version).await?;
+        // The sender has read their own message (pointers only move forward).
+        let read: Vec<(&String, &String, i64)> = self
+            .read
+            .iter()
+            .map(|((c, u), v)| (c, u, *v as i64))
+            .collect();
+        for chunk in read.chunks(Self::CHUNK) {
+            let sql = format!(
+                "UPDATE chat_members SET read_version = v.column3 FROM (VALUES {}) AS v \
+                 WHERE chat_members.chat_id = v.column1 AND chat_members.user_id = v.column2 \
+                 AND chat_members.read_version < v.column3",
+                triples(chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for (chat, user, version) in chunk {
+                query = query.bind(*chat).bind(*user).bind(*version);
+            }
+            query.execute(&mut **tx).await?;
         }
         self.rows.clear();
         self.newest.clear();
         self.read.clear();
         Ok(())
     }
+}
+
+/// `($1, $2, $3), ($4, $5, $6), …` for `n` rows.
+fn triples(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn create_chat(

@@ -2,9 +2,11 @@
 //! driver (`$n` placeholders work on both). Only locking and migrations differ per dialect.
 //!
 //! Appends go through one writer task per store that commits in groups: it takes every append
-//! waiting (up to [`MAX_BATCH`]), checks each against its expected version in order, writes each
-//! under its own savepoint (so one failing append leaves nothing and spoils nothing else), and
-//! commits them in one transaction: one fsync for many appends. Positions are assigned inside the
+//! waiting (up to [`MAX_BATCH`]), checks each against its expected version in order (versions the
+//! writer itself wrote are remembered while no other process appends), writes all accepted events
+//! with one multi-row INSERT and commits them in one transaction: one fsync and a handful of
+//! statements for many appends. Should an insert fail (a reused event id), the batch is redone with
+//! each append under its own savepoint, so one failing append leaves nothing and spoils nothing else. Positions are assigned inside the
 //! transaction as `max(position) + 1`; on PostgreSQL the transaction first takes an advisory lock,
 //! so writers in several processes still produce positions in commit order.
 
@@ -110,6 +112,7 @@ async fn write_loop(
     head: watch::Sender<Position>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut known = KnownVersions::default();
     while let Some(first) = requests.recv().await {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -118,7 +121,19 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
-        match write_batch(&mut conn, dialect, &batch).await {
+        let outcome = match write_batch_fast(&mut conn, dialect, &batch, &mut known).await {
+            Ok(Some(outcome)) => Ok(outcome),
+            // An insert failed (a reused event id): redo the batch isolating each append.
+            Ok(None) => {
+                known.forget();
+                write_batch(&mut conn, dialect, &batch).await
+            }
+            Err(e) => {
+                known.forget();
+                Err(e)
+            }
+        };
+        match outcome {
             Ok((results, last)) => {
                 if let Some(last) = last {
                     head.send_replace(last);
@@ -149,6 +164,159 @@ async fn write_loop(
 }
 
 type BatchOutcome = (Vec<Result<AppendResult, StoreError>>, Option<Position>);
+
+/// Stream versions the writer knows, valid while the log's head is where the writer left it (no
+/// other process appended since); checked at the start of every batch.
+#[derive(Default)]
+struct KnownVersions {
+    head: Option<i64>,
+    versions: HashMap<String, Option<i64>>,
+}
+
+impl KnownVersions {
+    const CAPACITY: usize = 100_000;
+
+    fn forget(&mut self) {
+        self.head = None;
+        self.versions.clear();
+    }
+}
+
+/// Rows per multi-row INSERT: 11 parameters each, under SQLite's limit of 32,766.
+const INSERT_CHUNK: usize = 2_000;
+
+/// The common case in few statements: every append checked in memory against versions known or
+/// read once, then all accepted events in one multi-row INSERT, one commit. `Ok(None)` when an
+/// insert failed (nothing was written): the caller redoes the batch with [`write_batch`].
+fn write_batch_fast<'a>(
+    conn: &'a mut AnyConnection,
+    dialect: Dialect,
+    batch: &'a [AppendRequest],
+    known: &'a mut KnownVersions,
+) -> BoxFuture<'a, Result<Option<BatchOutcome>, sqlx::Error>> {
+    Box::pin(write_batch_fast_inner(conn, dialect, batch, known))
+}
+
+async fn write_batch_fast_inner(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    batch: &[AppendRequest],
+    known: &mut KnownVersions,
+) -> Result<Option<BatchOutcome>, sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    if dialect == Dialect::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(APPEND_LOCK)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let max: i64 =
+        sqlx::query_scalar("SELECT CAST(COALESCE(MAX(position), 0) AS BIGINT) FROM events")
+            .fetch_one(&mut *tx)
+            .await?;
+    if known.head != Some(max) || known.versions.len() > KnownVersions::CAPACITY {
+        known.versions.clear();
+    }
+    let mut next = max + 1;
+    let mut versions: HashMap<String, Option<i64>> = HashMap::new();
+    let mut event_ids = std::collections::HashSet::new();
+    let mut rows: Vec<(&AppendRequest, usize, i64, i64)> = Vec::new();
+    let mut results = Vec::with_capacity(batch.len());
+    let mut last = None;
+    for request in batch {
+        if request.events.is_empty() {
+            results.push(Err(StoreError::EmptyAppend));
+            continue;
+        }
+        let current = match versions
+            .get(&request.stream)
+            .or_else(|| known.versions.get(&request.stream))
+        {
+            Some(v) => *v,
+            None => {
+                sqlx::query_scalar::<_, Option<i64>>(
+                    "SELECT CAST(MAX(version) AS BIGINT) FROM events WHERE stream = $1",
+                )
+                .bind(&request.stream)
+                .fetch_one(&mut *tx)
+                .await?
+            }
+        };
+        if !expected_matches(request.expected, current) {
+            versions.insert(request.stream.clone(), current);
+            results.push(Err(StoreError::WrongExpectedVersion {
+                stream: request.stream.clone(),
+                expected: request.expected,
+                actual: current.map(|v| v as u64),
+            }));
+            continue;
+        }
+        if !request.events.iter().all(|e| event_ids.insert(e.event_id)) {
+            versions.insert(request.stream.clone(), current);
+            results.push(Err(StoreError::Backend(format!(
+                "append to {} refused: an event id is repeated",
+                request.stream
+            ))));
+            continue;
+        }
+        let first_version = current.map_or(0, |v| v + 1);
+        for i in 0..request.events.len() {
+            rows.push((request, i, first_version + i as i64, next + i as i64));
+        }
+        let n = request.events.len() as i64;
+        let version = first_version + n - 1;
+        let position = next + n - 1;
+        next += n;
+        versions.insert(request.stream.clone(), Some(version));
+        last = Some(position as Position);
+        results.push(Ok(AppendResult {
+            version: version as u64,
+            position: position as Position,
+        }));
+    }
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let b = r * 11;
+                let params: Vec<String> = (1..=11).map(|k| format!("${}", b + k)).collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO events (position, event_id, stream, version, event_type, schema_version, occurred_at, \
+             actor, correlation_id, causation_id, payload) VALUES {}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (request, i, version, position) in chunk {
+            let event = &request.events[*i];
+            query = query
+                .bind(*position)
+                .bind(event.event_id.to_string())
+                .bind(&request.stream)
+                .bind(*version)
+                .bind(&event.event_type)
+                .bind(i64::from(event.schema_version) as i32)
+                .bind(event.occurred_at.timestamp_millis())
+                .bind(event.metadata.actor.clone())
+                .bind(event.metadata.correlation_id.to_string())
+                .bind(event.metadata.causation_id.map(|id| id.to_string()))
+                .bind(&event.payload);
+        }
+        match query.execute(&mut *tx).await {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    tx.commit().await?;
+    known.head = Some(last.map_or(max, |p| p as i64));
+    known.versions.extend(versions);
+    Ok(Some((results, last)))
+}
 
 // Boxed with an explicit `Send` so the writer task's future is provably `Send` (rustc cannot see
 // through sqlx's higher-ranked executor bounds otherwise).

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method};
+use axum::serve::ListenerExt;
 use axum::{Router, ServiceExt};
 use command_service::CommandService;
 use infra::config::Settings;
@@ -145,8 +146,15 @@ impl Application {
         };
         let app = tower::util::MapRequestLayer::new(http::lowercase_path::<axum::body::Body>)
             .layer(self.router);
+        // Without TCP_NODELAY, a small emit right after another (CONNECT then `user-id`) waits for
+        // the client's delayed ACK: 40 ms on Linux.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let serve = axum::serve(
-            self.listener,
+            listener,
             ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
         )
         .with_graceful_shutdown(graceful);

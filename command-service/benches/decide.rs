@@ -115,7 +115,7 @@ fn end_to_end(c: &mut Criterion) {
     });
     let service = Arc::new(service);
     let mut group = c.benchmark_group("send_personal_message_end_to_end");
-    for (name, chat) in [("empty_chat", empty), ("chat_with_100k_messages", big)] {
+    for (name, chat) in [("chat_with_100k_messages", big), ("empty_chat", empty)] {
         let service = service.clone();
         let sender = sender.clone();
         group.bench_function(name, |b| {

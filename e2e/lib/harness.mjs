@@ -291,3 +291,16 @@ export async function tempPostgres(prefix = 'e2e') {
     },
   };
 }
+
+/** A mail sink and a server using it, for a test file's `before` hook. */
+export async function startShared(options = {}) {
+  const mail = await new MailSink().start();
+  const server = await startServer({ mail, ...options });
+  return { mail, server };
+}
+
+/** Stops what [`startShared`] started, for a test file's `after` hook. */
+export async function stopShared({ mail, server } = {}) {
+  await server?.stop();
+  await mail?.stop();
+}

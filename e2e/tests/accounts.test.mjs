@@ -4,20 +4,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { MailSink, startServer, codeOf, uniqueUser, verifiedUser, login } from '../lib/harness.mjs';
+import { MailSink, startServer, codeOf, uniqueUser, verifiedUser, login, startShared, stopShared } from '../lib/harness.mjs';
 
-let mail;
-let server;
-
-before(async () => {
-  mail = await new MailSink().start();
-  server = await startServer({ mail });
-});
-
-after(async () => {
-  await server?.stop();
-  await mail?.stop();
-});
+let mail, server;
+before(async () => ({ mail, server } = await startShared()));
+after(() => stopShared({ mail, server }));
 
 test('signup mails a text and an HTML part with the link and the code', async () => {
   const user = uniqueUser('mail');

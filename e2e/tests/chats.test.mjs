@@ -3,20 +3,11 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { MailSink, startServer, verifiedUser, login, connected, quiet } from '../lib/harness.mjs';
+import { MailSink, startServer, verifiedUser, login, connected, quiet, startShared, stopShared } from '../lib/harness.mjs';
 
-let mail;
-let server;
-
-before(async () => {
-  mail = await new MailSink().start();
-  server = await startServer({ mail });
-});
-
-after(async () => {
-  await server?.stop();
-  await mail?.stop();
-});
+let mail, server;
+before(async () => ({ mail, server } = await startShared()));
+after(() => stopShared({ mail, server }));
 
 /** A verified user with one connected socket (`s`) and a way to open more. */
 async function person(prefix = 'p') {

@@ -4,20 +4,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MailSink, startServer, codeOf, verifiedUser, login, socketFor, connected, quiet, uniqueUser, ALLOWED_ORIGIN } from '../lib/harness.mjs';
+import { MailSink, startServer, codeOf, verifiedUser, login, socketFor, connected, quiet, uniqueUser, ALLOWED_ORIGIN, startShared, stopShared } from '../lib/harness.mjs';
 
-let mail;
-let server;
-
-before(async () => {
-  mail = await new MailSink().start();
-  server = await startServer({ mail });
-});
-
-after(async () => {
-  await server?.stop();
-  await mail?.stop();
-});
+let mail, server;
+before(async () => ({ mail, server } = await startShared()));
+after(() => stopShared({ mail, server }));
 
 const ON_CONNECT = ['connect', 'user-id', 'personal-chat-list', 'group-chat-list'];
 

@@ -3,20 +3,11 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { MailSink, startServer, verifiedUser, login, connected, quiet, uniqueUser } from '../lib/harness.mjs';
+import { MailSink, startServer, verifiedUser, login, connected, quiet, uniqueUser, startShared, stopShared } from '../lib/harness.mjs';
 
-let mail;
-let server;
-
-before(async () => {
-  mail = await new MailSink().start();
-  server = await startServer({ mail });
-});
-
-after(async () => {
-  await server?.stop();
-  await mail?.stop();
-});
+let mail, server;
+before(async () => ({ mail, server } = await startShared()));
+after(() => stopShared({ mail, server }));
 
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 

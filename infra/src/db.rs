@@ -108,3 +108,30 @@ async fn prepare_sqlite_file(url: &str) -> anyhow::Result<()> {
 pub fn sqlite_url(path: &std::path::Path) -> String {
     format!("sqlite://{}", path.display())
 }
+
+/// Numbered placeholders for `rows` rows of `columns` values: `($1, $2), ($3, $4)` for (2, 2).
+/// Used for multi-row INSERTs, `UPDATE … FROM (VALUES …)` and `IN (…)` lists, which both backends
+/// accept with `$n` placeholders.
+pub fn value_rows(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::value_rows;
+
+    #[test]
+    fn placeholders_are_numbered_row_by_row() {
+        assert_eq!(value_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(value_rows(1, 2), "($1, $2)");
+        assert_eq!(value_rows(0, 4), "");
+    }
+}

@@ -10,7 +10,7 @@ use events_schema::events::{
 };
 use events_schema::{DomainEvent, Position, RecordedEvent};
 use futures::StreamExt;
-use infra::db::{Database, DbKind};
+use infra::db::{value_rows, Database, DbKind};
 use infra::EventStore;
 use sqlx::migrate::Migrator;
 use sqlx::{Any, Transaction};
@@ -243,23 +243,9 @@ impl PendingMessages {
 
     async fn flush(&mut self, tx: &mut Tx<'_>) -> Result<(), sqlx::Error> {
         for chunk in self.rows.chunks(Self::CHUNK) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let b = i * 6;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6
-                    )
-                })
-                .collect();
             let sql = format!(
                 "INSERT INTO messages (chat_id, version, message_id, sender_id, content, sent_at) VALUES {} ON CONFLICT DO NOTHING",
-                values.join(", ")
+                value_rows(chunk.len(), 6)
             );
             let mut query = sqlx::query(&sql);
             for (chat, version, id, sender, content, at) in chunk {
@@ -282,7 +268,7 @@ impl PendingMessages {
             let sql = format!(
                 "UPDATE chats SET last_version = v.column2, last_chat = v.column3 FROM (VALUES {}) AS v \
                  WHERE chats.chat_id = v.column1",
-                triples(chunk.len())
+                value_rows(chunk.len(), 3)
             );
             let mut query = sqlx::query(&sql);
             for (chat, version, at) in chunk {
@@ -301,7 +287,7 @@ impl PendingMessages {
                 "UPDATE chat_members SET read_version = v.column3 FROM (VALUES {}) AS v \
                  WHERE chat_members.chat_id = v.column1 AND chat_members.user_id = v.column2 \
                  AND chat_members.read_version < v.column3",
-                triples(chunk.len())
+                value_rows(chunk.len(), 3)
             );
             let mut query = sqlx::query(&sql);
             for (chat, user, version) in chunk {
@@ -314,14 +300,6 @@ impl PendingMessages {
         self.read.clear();
         Ok(())
     }
-}
-
-/// `($1, $2, $3), ($4, $5, $6), …` for `n` rows.
-fn triples(n: usize) -> String {
-    (0..n)
-        .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 async fn create_chat(

@@ -328,10 +328,9 @@ pub async fn names(
     if users.is_empty() {
         return Ok(Default::default());
     }
-    let placeholders: Vec<String> = (1..=users.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
-        "SELECT user_id, name FROM users WHERE user_id IN ({})",
-        placeholders.join(", ")
+        "SELECT user_id, name FROM users WHERE user_id IN {}",
+        infra::db::value_rows(1, users.len())
     );
     let mut query = sqlx::query_as::<_, (String, String)>(&sql);
     for user in users {

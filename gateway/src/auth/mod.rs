@@ -132,6 +132,19 @@ fn stored_user(id: String) -> Result<UserId, AuthError> {
     UserId::parse(&id).map_err(|_| AuthError::Internal("malformed stored user id".into()))
 }
 
+fn signed_in(
+    account: AccountRow,
+    session_id: SessionId,
+    tokens: TokenPair,
+) -> Result<SignedIn, AuthError> {
+    Ok(SignedIn {
+        user_id: stored_user(account.user_id)?,
+        name: stored_name(account.name)?,
+        tokens,
+        session_id,
+    })
+}
+
 fn stored_name(name: String) -> Result<UserName, AuthError> {
     UserName::parse(&name).map_err(|_| AuthError::Internal("malformed stored name".into()))
 }
@@ -342,12 +355,7 @@ impl AuthService {
             .await?;
         let (session_id, tokens) = self.open_session(&mut tx, &account.user_id).await?;
         tx.commit().await?;
-        Ok(SignedIn {
-            user_id: stored_user(account.user_id)?,
-            name: stored_name(account.name)?,
-            tokens,
-            session_id,
-        })
+        signed_in(account, session_id, tokens)
     }
 
     /// `POST /login`. An unknown e-mail costs the same hashing as a wrong password.
@@ -366,12 +374,7 @@ impl AuthService {
         let mut tx = self.db.pool.begin().await?;
         let (session_id, tokens) = self.open_session(&mut tx, &account.user_id).await?;
         tx.commit().await?;
-        Ok(SignedIn {
-            user_id: stored_user(account.user_id)?,
-            name: stored_name(account.name)?,
-            tokens,
-            session_id,
-        })
+        signed_in(account, session_id, tokens)
     }
 
     async fn open_session(
@@ -404,12 +407,7 @@ impl AuthService {
     pub async fn refresh(&self, refresh: &str) -> Result<TokenPair, AuthError> {
         let hash = self.keys.hash_secret("refresh", refresh);
         let now = self.now();
-        let live: Option<(String, String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT session_id, user_id, expires_at, revoked_at FROM sessions WHERE refresh_hash = $1",
-        )
-        .bind(&hash)
-        .fetch_optional(&self.db.pool)
-        .await?;
+        let live = self.session_by_refresh(&hash).await?;
         let Some((session_id, user_id, expires_at, revoked_at)) = live else {
             let spent: Option<(String,)> =
                 sqlx::query_as("SELECT session_id FROM spent_refresh_tokens WHERE token_hash = $1")
@@ -461,6 +459,20 @@ impl AuthService {
             access,
             refresh: next,
         })
+    }
+
+    /// `(session_id, user_id, expires_at, revoked_at)` of the session whose current refresh token
+    /// has this hash.
+    async fn session_by_refresh(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(String, String, i64, Option<i64>)>, AuthError> {
+        Ok(sqlx::query_as(
+            "SELECT session_id, user_id, expires_at, revoked_at FROM sessions WHERE refresh_hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.db.pool)
+        .await?)
     }
 
     async fn revoke(&self, session: &SessionId) -> Result<(), AuthError> {
@@ -548,12 +560,7 @@ impl AuthService {
         }
         let refresh = refresh.ok_or(AuthError::InvalidAccess)?;
         let hash = self.keys.hash_secret("refresh", refresh);
-        let row: Option<(String, String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT session_id, user_id, expires_at, revoked_at FROM sessions WHERE refresh_hash = $1",
-        )
-        .bind(&hash)
-        .fetch_optional(&self.db.pool)
-        .await?;
+        let row = self.session_by_refresh(&hash).await?;
         let Some((session_id, user_id, expires_at, None)) = row else {
             return Err(AuthError::InvalidRefresh);
         };
@@ -594,10 +601,9 @@ impl AuthService {
         if users.is_empty() {
             return Ok(HashMap::new());
         }
-        let placeholders: Vec<String> = (1..=users.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
-            "SELECT user_id, email FROM accounts WHERE user_id IN ({})",
-            placeholders.join(", ")
+            "SELECT user_id, email FROM accounts WHERE user_id IN {}",
+            infra::db::value_rows(1, users.len())
         );
         let mut query = sqlx::query_as::<_, (String, String)>(&sql);
         for user in users {

@@ -163,6 +163,47 @@ async fn write_loop(
     }
 }
 
+/// Opens a batch's transaction (on PostgreSQL holding the append lock, so writers in several
+/// processes take turns) and reads the log's head inside it.
+async fn begin_batch(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+) -> Result<(sqlx::Transaction<'_, sqlx::Any>, i64), sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    if dialect == Dialect::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(APPEND_LOCK)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let max: i64 =
+        sqlx::query_scalar("SELECT CAST(COALESCE(MAX(position), 0) AS BIGINT) FROM events")
+            .fetch_one(&mut *tx)
+            .await?;
+    Ok((tx, max))
+}
+
+/// A stream's current version (`None`: no such stream), inside a batch's transaction.
+async fn stream_version(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    stream: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT CAST(MAX(version) AS BIGINT) FROM events WHERE stream = $1",
+    )
+    .bind(stream)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+fn wrong_version(request: &AppendRequest, current: Option<i64>) -> StoreError {
+    StoreError::WrongExpectedVersion {
+        stream: request.stream.clone(),
+        expected: request.expected,
+        actual: current.map(|v| v as u64),
+    }
+}
+
 type BatchOutcome = (Vec<Result<AppendResult, StoreError>>, Option<Position>);
 
 /// Stream versions the writer knows, valid while the log's head is where the writer left it (no
@@ -203,17 +244,7 @@ async fn write_batch_fast_inner(
     batch: &[AppendRequest],
     known: &mut KnownVersions,
 ) -> Result<Option<BatchOutcome>, sqlx::Error> {
-    let mut tx = conn.begin().await?;
-    if dialect == Dialect::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(APPEND_LOCK)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let max: i64 =
-        sqlx::query_scalar("SELECT CAST(COALESCE(MAX(position), 0) AS BIGINT) FROM events")
-            .fetch_one(&mut *tx)
-            .await?;
+    let (mut tx, max) = begin_batch(conn, dialect).await?;
     if known.head != Some(max) || known.versions.len() > KnownVersions::CAPACITY {
         known.versions.clear();
     }
@@ -233,22 +264,11 @@ async fn write_batch_fast_inner(
             .or_else(|| known.versions.get(&request.stream))
         {
             Some(v) => *v,
-            None => {
-                sqlx::query_scalar::<_, Option<i64>>(
-                    "SELECT CAST(MAX(version) AS BIGINT) FROM events WHERE stream = $1",
-                )
-                .bind(&request.stream)
-                .fetch_one(&mut *tx)
-                .await?
-            }
+            None => stream_version(&mut tx, &request.stream).await?,
         };
         if !expected_matches(request.expected, current) {
             versions.insert(request.stream.clone(), current);
-            results.push(Err(StoreError::WrongExpectedVersion {
-                stream: request.stream.clone(),
-                expected: request.expected,
-                actual: current.map(|v| v as u64),
-            }));
+            results.push(Err(wrong_version(request, current)));
             continue;
         }
         if !request.events.iter().all(|e| event_ids.insert(e.event_id)) {
@@ -275,17 +295,10 @@ async fn write_batch_fast_inner(
         }));
     }
     for chunk in rows.chunks(INSERT_CHUNK) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|r| {
-                let b = r * 11;
-                let params: Vec<String> = (1..=11).map(|k| format!("${}", b + k)).collect();
-                format!("({})", params.join(", "))
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO events (position, event_id, stream, version, event_type, schema_version, occurred_at, \
              actor, correlation_id, causation_id, payload) VALUES {}",
-            values.join(", ")
+            crate::db::value_rows(chunk.len(), 11)
         );
         let mut query = sqlx::query(&sql);
         for (request, i, version, position) in chunk {
@@ -333,17 +346,7 @@ async fn write_batch_inner(
     dialect: Dialect,
     batch: &[AppendRequest],
 ) -> Result<BatchOutcome, sqlx::Error> {
-    let mut tx = conn.begin().await?;
-    if dialect == Dialect::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(APPEND_LOCK)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let max: i64 =
-        sqlx::query_scalar("SELECT CAST(COALESCE(MAX(position), 0) AS BIGINT) FROM events")
-            .fetch_one(&mut *tx)
-            .await?;
+    let (mut tx, max) = begin_batch(conn, dialect).await?;
     let mut next = max + 1;
     let mut versions: HashMap<&str, Option<i64>> = HashMap::new();
     let mut results = Vec::with_capacity(batch.len());
@@ -355,22 +358,11 @@ async fn write_batch_inner(
         }
         let current = match versions.get(request.stream.as_str()) {
             Some(v) => *v,
-            None => {
-                sqlx::query_scalar::<_, Option<i64>>(
-                    "SELECT CAST(MAX(version) AS BIGINT) FROM events WHERE stream = $1",
-                )
-                .bind(&request.stream)
-                .fetch_one(&mut *tx)
-                .await?
-            }
+            None => stream_version(&mut tx, &request.stream).await?,
         };
         if !expected_matches(request.expected, current) {
             versions.insert(&request.stream, current);
-            results.push(Err(StoreError::WrongExpectedVersion {
-                stream: request.stream.clone(),
-                expected: request.expected,
-                actual: current.map(|v| v as u64),
-            }));
+            results.push(Err(wrong_version(request, current)));
             continue;
         }
         sqlx::query("SAVEPOINT append").execute(&mut *tx).await?;

@@ -3,7 +3,7 @@
 // seconds; every send must be acknowledged and delivered to its partner's socket.
 //
 //   cargo build --release -p gateway
-//   cd e2e && SERVER_BIN=../target/release/gateway node throughput.mjs [--pairs 50] [--window 64] [--seconds 10]
+//   cd e2e && SERVER_BIN=../target/release/gateway node throughput.mjs [--pairs 150] [--window 12] [--seconds 10]
 //
 // The client runs on the same machine and shares its cores; the number is for both together.
 
@@ -14,8 +14,8 @@ const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 };
-const pairs = arg('pairs', 50);
-const windowSize = arg('window', 64);
+const pairs = arg('pairs', 150);
+const windowSize = arg('window', 12);
 const seconds = arg('seconds', 10);
 
 async function main() {

@@ -215,8 +215,9 @@ struct PendingMessages {
 }
 
 impl PendingMessages {
-    /// Rows per INSERT: 6 parameters each, well under SQLite's limit of 32,766.
-    const CHUNK: usize = 500;
+    /// Rows per statement. Small on purpose: binding looks each parameter up by name in a list as
+    /// long as the statement's, so the cost per row grows with the statement.
+    const CHUNK: usize = 32;
 
     fn push(&mut self, recorded: &RecordedEvent, sent: MessageSent) {
         let at = recorded.occurred_at.timestamp_millis();

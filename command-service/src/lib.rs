@@ -5,6 +5,7 @@
 //! per stream and caught up from its last version, so deciding never replays a chat's history.
 
 pub mod aggregates;
+pub mod nats;
 pub mod service;
 
 pub use service::CommandService;

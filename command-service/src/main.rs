@@ -1,12 +1,63 @@
-//! `command-service` as a separate process needs the NATS transport, which this version does not
-//! have yet; it says so instead of pretending to serve.
+//! `command-service`: decides commands sent over NATS (`NATS_URL`), appending to `EVENT_STORE_URL`.
+//! Without `NATS_URL` there is nothing to serve: the all-in-one server (`cargo run --release`, the
+//! gateway) runs the command-service in-process.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
-fn main() -> ExitCode {
-    eprintln!(
-        "command-service: running as a separate process needs NATS_URL and the NATS transport, \
-         which this version does not have yet; run the all-in-one server with 'cargo run --release'"
-    );
-    ExitCode::from(2)
+use command_service::CommandService;
+use infra::config::Settings;
+use infra::event_store::open_event_store;
+use tokio::sync::watch;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("command-service: bad setting: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(nats_url) = settings.nats_url.clone() else {
+        eprintln!(
+            "command-service: NATS_URL is not set, so there is nothing to serve; the all-in-one server \
+             ('cargo run --release') runs the command-service in-process"
+        );
+        return ExitCode::from(2);
+    };
+    match serve(settings, &nats_url).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("command-service: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings, nats_url: &str) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let store = open_event_store(&settings.event_store_url)
+        .await
+        .map_err(|e| anyhow::anyhow!("event store (EVENT_STORE_URL) unavailable: {e:#}"))?;
+    let client = infra::bus::connect(nats_url).await?;
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop_tx.send(true);
+    });
+    let service = Arc::new(CommandService::new(store));
+    command_service::nats::serve(service, client, &settings.nats_prefix, stop).await
 }

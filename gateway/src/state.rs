@@ -32,6 +32,15 @@ impl CommandBus for command_service::CommandService {
     }
 }
 
+/// Commands over NATS to a queue group of command-service instances (the production topology; the
+/// gateway binary does not run in it yet, see the README).
+#[async_trait]
+impl CommandBus for infra::bus::NatsCommands {
+    async fn dispatch(&self, command: CommandEnvelope) -> CommandOutcome {
+        infra::bus::NatsCommands::dispatch(self, &command).await
+    }
+}
+
 /// Everything a request handler needs.
 #[derive(Clone)]
 pub struct AppState {

@@ -1,6 +1,7 @@
 //! Adapters shared by the services. `infra` implements the ports the services need (event store,
 //! databases, mail, configuration) and knows nothing of chat rules.
 
+pub mod bus;
 pub mod config;
 pub mod db;
 pub mod event_store;

@@ -1,4 +1,5 @@
-//! `command-service`: decides commands sent over NATS (`NATS_URL`), appending to `EVENT_STORE_URL`.
+//! `command-service`: decides commands sent over NATS (`NATS_URL`), appending to `EVENT_STORE_URL`,
+//! and relays every stored event onto JetStream.
 //! Without `NATS_URL` there is nothing to serve: the all-in-one server (`cargo run --release`, the
 //! gateway) runs the command-service in-process.
 
@@ -58,6 +59,22 @@ async fn serve(settings: Settings, nats_url: &str) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
         let _ = stop_tx.send(true);
     });
+    // Every stored event onto JetStream, from the log itself (several instances may relay at once:
+    // JetStream drops the duplicates by event id).
+    let relay = tokio::spawn(infra::relay::run(
+        store.clone(),
+        client.clone(),
+        settings.nats_prefix.clone(),
+        stop.clone(),
+    ));
     let service = Arc::new(CommandService::new(store));
-    command_service::nats::serve(service, client, &settings.nats_prefix, stop).await
+    let served = command_service::nats::serve(service, client, &settings.nats_prefix, stop).await;
+    match tokio::time::timeout(std::time::Duration::from_secs(2), relay).await {
+        Ok(Ok(Err(e))) => {
+            tracing::warn!(error = %format!("{e:#}"), "event relay stopped with an error")
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "event relay task failed"),
+        Ok(Ok(Ok(()))) | Err(_) => {}
+    }
+    served
 }

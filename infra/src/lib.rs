@@ -6,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod event_store;
 pub mod mail;
+pub mod relay;
 pub mod testing;
 
 pub use event_store::{AppendResult, EventStore, ExpectedVersion, StoreError};

@@ -1,0 +1,167 @@
+//! Events onto NATS without loss: the relay follows the event store's own ordered log by global
+//! position and publishes every event to the JetStream stream `<PREFIX>_EVENTS`, subject
+//! `<prefix>.events.<stream>`, with the event id as the NATS message id (JetStream drops a
+//! duplicate within its window) and the position in a header. It starts from the position of the
+//! last event already on the JetStream stream, so a relay that died at any moment, or several relays
+//! running at once, leave every stored event on NATS exactly once, in log order.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, context::Publish, stream};
+use events_schema::{Position, RecordedEvent};
+use futures::StreamExt;
+use tokio::sync::watch;
+
+use crate::EventStore;
+
+/// Header carrying an event's global position.
+pub const POSITION_HEADER: &str = "Chat-Position";
+/// Publishes awaiting their acknowledgement at once.
+const IN_FLIGHT: usize = 256;
+/// How long JetStream remembers message ids to drop duplicates.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// The JetStream stream of the events of deployment `prefix` (stream names allow no `.`).
+pub fn events_stream(prefix: &str) -> String {
+    let safe: String = prefix
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{safe}_EVENTS")
+}
+
+/// The subject of one event.
+pub fn event_subject(prefix: &str, event: &RecordedEvent) -> String {
+    format!("{prefix}.events.{}", event.stream)
+}
+
+/// Creates the events stream if it does not exist (idempotent; every service may call it at start).
+pub async fn ensure_events_stream(
+    js: &jetstream::Context,
+    prefix: &str,
+) -> anyhow::Result<stream::Stream> {
+    js.get_or_create_stream(stream::Config {
+        name: events_stream(prefix),
+        subjects: vec![format!("{prefix}.events.>")],
+        storage: stream::StorageType::File,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the JetStream stream {}: {e}",
+            events_stream(prefix)
+        )
+    })
+}
+
+/// The position of the last event on the JetStream stream (0 when it is empty).
+pub async fn last_published(stream: &mut stream::Stream) -> anyhow::Result<Position> {
+    let state = stream
+        .info()
+        .await
+        .context("JetStream stream info")?
+        .state
+        .clone();
+    if state.messages == 0 {
+        return Ok(0);
+    }
+    let last = stream
+        .get_raw_message(state.last_sequence)
+        .await
+        .context("last JetStream message")?;
+    let position = last
+        .headers
+        .get(POSITION_HEADER)
+        .and_then(|v| v.as_str().parse::<Position>().ok())
+        .context("the last JetStream message has no position header")?;
+    Ok(position)
+}
+
+/// Relays until `stop` turns true. A failure (NATS or the store away) is logged and the relay
+/// starts again from the last event JetStream holds, after a pause.
+pub async fn run(
+    store: Arc<dyn EventStore>,
+    client: async_nats::Client,
+    prefix: String,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let js = jetstream::new(client);
+    let mut pause = Duration::from_millis(100);
+    loop {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        match relay_once(&store, &js, &prefix, &mut stop).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "event relay interrupted; resuming from JetStream's last event")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.changed() => return Ok(()),
+        }
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Publishes from JetStream's last event onwards; returns Ok only when asked to stop.
+async fn relay_once(
+    store: &Arc<dyn EventStore>,
+    js: &jetstream::Context,
+    prefix: &str,
+    stop: &mut watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut stream = ensure_events_stream(js, prefix).await?;
+    let from = last_published(&mut stream).await?;
+    tracing::info!(from, stream = %events_stream(prefix), "relaying events to JetStream");
+    let mut events = store.subscribe_all(from);
+    let mut acks = VecDeque::new();
+    loop {
+        // Wait for acknowledgements while many are outstanding, or while the log is quiet.
+        let next = if acks.len() >= IN_FLIGHT {
+            None
+        } else if acks.is_empty() {
+            tokio::select! {
+                next = events.next() => Some(next),
+                _ = stop.changed() => return Ok(()),
+            }
+        } else {
+            // Take whatever is ready without waiting; otherwise settle the oldest acknowledgement.
+            futures::FutureExt::now_or_never(events.next())
+        };
+        match next {
+            Some(Some(event)) => {
+                let event = event.context("reading the event log")?;
+                let body = serde_json::to_vec(&event).context("encoding an event")?;
+                let publish = Publish::build()
+                    .payload(body.into())
+                    .message_id(event.event_id.to_string())
+                    .header(POSITION_HEADER, event.position.to_string());
+                let ack = js
+                    .send_publish(event_subject(prefix, &event), publish)
+                    .await
+                    .context("publishing to JetStream")?;
+                acks.push_back(ack);
+            }
+            Some(None) => anyhow::bail!("the event log subscription ended"),
+            None => {
+                if let Some(ack) = acks.pop_front() {
+                    ack.await
+                        .context("JetStream did not acknowledge an event")?;
+                }
+            }
+        }
+    }
+}

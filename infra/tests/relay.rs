@@ -1,0 +1,188 @@
+//! The relay against the machine's NATS JetStream: every stored event reaches the JetStream stream
+//! exactly once and in log order, across a relay killed mid-stream and several relays at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use events_schema::{EventMetadata, NewEvent, RecordedEvent};
+use infra::event_store::open_event_store;
+use infra::relay::{self, events_stream, last_published};
+use infra::{EventStore, ExpectedVersion};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+fn nats_url() -> String {
+    std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+fn event(n: usize) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: "TestHappened".into(),
+        schema_version: 1,
+        occurred_at: events_schema::envelope::now_millis(),
+        metadata: EventMetadata {
+            actor: None,
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+        },
+        payload: format!("{{\"n\":{n}}}"),
+    }
+}
+
+async fn append(store: &Arc<dyn EventStore>, from: usize, count: usize) {
+    for i in from..from + count {
+        store
+            .append(
+                &format!("s-{}", i % 7),
+                ExpectedVersion::Any,
+                vec![event(i)],
+            )
+            .await
+            .unwrap();
+    }
+}
+
+struct Fixture {
+    prefix: String,
+    client: async_nats::Client,
+    store: Arc<dyn EventStore>,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_event_store(&format!(
+            "sqlite://{}",
+            dir.path().join("events.db").display()
+        ))
+        .await
+        .unwrap();
+        let client = infra::bus::connect(&nats_url())
+            .await
+            .expect("NATS must be reachable at TEST_NATS_URL; run infra/scripts/services");
+        Self {
+            prefix: format!("test_{}", Uuid::new_v4().simple()),
+            client,
+            store,
+            _dir: dir,
+        }
+    }
+
+    fn start(
+        &self,
+    ) -> (
+        watch::Sender<bool>,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    ) {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(relay::run(
+            self.store.clone(),
+            self.client.clone(),
+            self.prefix.clone(),
+            stopped,
+        ));
+        (stop, task)
+    }
+
+    /// Every message on the JetStream stream, decoded, in stream order.
+    async fn published(&self) -> Vec<RecordedEvent> {
+        let js = jetstream::new(self.client.clone());
+        let mut stream = relay::ensure_events_stream(&js, &self.prefix)
+            .await
+            .unwrap();
+        let last = stream.info().await.unwrap().state.last_sequence;
+        let mut out = Vec::new();
+        for seq in 1..=last {
+            let message = stream.get_raw_message(seq).await.unwrap();
+            out.push(serde_json::from_slice(&message.payload).unwrap());
+        }
+        out
+    }
+
+    async fn wait_for(&self, count: usize) -> Vec<RecordedEvent> {
+        let js = jetstream::new(self.client.clone());
+        let mut stream = relay::ensure_events_stream(&js, &self.prefix)
+            .await
+            .unwrap();
+        for _ in 0..200 {
+            if stream.info().await.unwrap().state.messages as usize >= count {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.published().await
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let client = self.client.clone();
+        let name = events_stream(&self.prefix);
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(async {
+                    let _ = jetstream::new(client).delete_stream(&name).await;
+                });
+            }
+        })
+        .join();
+    }
+}
+
+async fn assert_exactly_the_log(f: &Fixture, published: &[RecordedEvent]) {
+    let stored = f.store.read_all(0, 10_000).await.unwrap();
+    assert_eq!(published.len(), stored.len(), "every stored event once");
+    assert_eq!(published, &stored[..], "in log order, byte for byte");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_reaches_jetstream_once_in_order() {
+    let f = Fixture::new().await;
+    append(&f.store, 0, 40).await;
+    let (stop, task) = f.start();
+    let published = f.wait_for(40).await;
+    assert_exactly_the_log(&f, &published).await;
+    // Live events follow.
+    append(&f.store, 40, 20).await;
+    let published = f.wait_for(60).await;
+    assert_exactly_the_log(&f, &published).await;
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    let js = jetstream::new(f.client.clone());
+    let mut stream = relay::ensure_events_stream(&js, &f.prefix).await.unwrap();
+    assert_eq!(last_published(&mut stream).await.unwrap(), 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_killed_mid_stream_and_a_second_relay_leave_no_gap_and_no_duplicate() {
+    let f = Fixture::new().await;
+    append(&f.store, 0, 300).await;
+    let (_stop, killed) = f.start();
+    // Kill it while it is publishing.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    killed.abort();
+    let _ = killed.await;
+    append(&f.store, 300, 50).await;
+    // Two relays at once, as with two command-service instances.
+    let (stop_a, a) = f.start();
+    let (stop_b, b) = f.start();
+    let published = f.wait_for(350).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let published_again = f.published().await;
+    assert_eq!(
+        published.len(),
+        published_again.len(),
+        "nothing arrives twice later"
+    );
+    assert_exactly_the_log(&f, &published_again).await;
+    for (stop, task) in [(stop_a, a), (stop_b, b)] {
+        stop.send(true).unwrap();
+        task.await.unwrap().unwrap();
+    }
+}

@@ -139,12 +139,14 @@ export class Server {
 
 /**
  * Starts SERVER_BIN on a random port. `env` adds or overrides settings; `dataDir` reuses a data
- * directory (a restart), else a fresh one is made and removed on stop.
+ * directory (a restart; `adopt` makes this server remove it on stop), else a fresh one is made
+ * and removed on stop.
  */
-export async function startServer({ env = {}, dataDir, mail } = {}) {
+export async function startServer({ env = {}, dataDir, mail, adopt = false } = {}) {
   const bin = process.env.SERVER_BIN && resolve(process.env.SERVER_BIN);
   if (!bin) throw new Error('SERVER_BIN must name the gateway binary (see infra/scripts/test)');
-  const ownsDataDir = !dataDir;
+  // A fresh directory is removed on stop; a given one only when adopted (a restart's second server).
+  const ownsDataDir = !dataDir || adopt;
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'expresschat-e2e-'));
   const settings = {
     HOST: '127.0.0.1',
@@ -161,8 +163,9 @@ export async function startServer({ env = {}, dataDir, mail } = {}) {
     if (!(key in settings)) delete childEnv[key];
   }
   const proc = spawn(bin, [], { cwd: dir, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.on('error', () => {}); // reported through the start-up promise
   const logs = [];
-  const url = await new Promise((resolve, reject) => {
+  const started = new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs.join('')}`)), 30000);
     const onData = (chunk) => {
       const text = chunk.toString();
@@ -180,7 +183,19 @@ export async function startServer({ env = {}, dataDir, mail } = {}) {
       clearTimeout(timer);
       reject(new Error(`server exited with ${code}:\n${logs.join('')}`));
     });
+    proc.once('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot start ${bin}: ${e.message}`));
+    });
   });
+  let url;
+  try {
+    url = await started;
+  } catch (e) {
+    proc.kill('SIGKILL');
+    if (ownsDataDir) rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   return new Server(proc, url, dir, ownsDataDir, logs);
 }
 

@@ -428,7 +428,7 @@ test('chats and groups survive a restart', async () => {
   await sa.request('send-group-message', { GroupId: g, Content: 'group before' });
   sa.close();
   await own.stop({ keepData: true });
-  const again = await startServer({ mail, dataDir: own.dataDir });
+  const again = await startServer({ mail, dataDir: own.dataDir, adopt: true });
   try {
     const sb = await connected(again, await login(again, b));
     const lists = sb.events;

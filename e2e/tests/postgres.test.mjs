@@ -9,8 +9,9 @@ test('signup → verify → connect → send → receive → restart → fetch, 
   const mail = await new MailSink().start();
   const pg = await tempPostgres();
   const env = { EVENT_STORE_URL: pg.url, DATABASE_URL: pg.url };
-  let server = await startServer({ mail, env });
+  let server;
   try {
+    server = await startServer({ mail, env });
     const user = await verifiedUser(server, mail);
     const a = await connected(server, user);
     const b = await connected(server, { accessToken: (await login(server, user)).accessToken });
@@ -22,13 +23,13 @@ test('signup → verify → connect → send → receive → restart → fetch, 
     a.close();
     b.close();
     await server.stop({ keepData: true });
-    server = await startServer({ mail, env, dataDir: server.dataDir });
+    server = await startServer({ mail, env, dataDir: server.dataDir, adopt: true });
     const again = await connected(server, await login(server, user));
     const page = await again.request('fetch-self-chat', {});
     assert.deepEqual(page.Messages.map((m) => m._id), [ack.MessageId]);
     again.close();
   } finally {
-    await server.stop();
+    await server?.stop();
     pg.drop();
     await mail.stop();
   }

@@ -202,7 +202,7 @@ test('everything survives a restart', async () => {
   const ack = await socket.request('send-self-message', { Content: 'before the restart' });
   socket.close();
   await own.stop({ keepData: true });
-  const again = await startServer({ mail, dataDir: own.dataDir });
+  const again = await startServer({ mail, dataDir: own.dataDir, adopt: true });
   try {
     const session = await login(again, user);
     const s = await connected(again, session);

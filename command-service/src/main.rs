@@ -13,11 +13,7 @@ use tokio::sync::watch;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    infra::process::init_logging();
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
@@ -42,21 +38,14 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(settings: Settings, nats_url: &str) -> anyhow::Result<()> {
-    #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let shutdown = infra::process::shutdown_signal();
     let store = open_event_store(&settings.event_store_url)
         .await
         .map_err(|e| anyhow::anyhow!("event store (EVENT_STORE_URL) unavailable: {e:#}"))?;
     let client = infra::bus::connect(nats_url).await?;
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        shutdown.await;
         let _ = stop_tx.send(true);
     });
     // Every stored event onto JetStream, from the log itself (several instances may relay at once:

@@ -13,19 +13,7 @@ use infra::event_store::open_event_store;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-fn nats_url() -> String {
-    std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
-}
-
-fn prefix() -> String {
-    format!("test_{}", Uuid::new_v4().simple())
-}
-
-async fn client() -> async_nats::Client {
-    infra::bus::connect(&nats_url())
-        .await
-        .expect("NATS must be reachable at TEST_NATS_URL; run infra/scripts/services")
-}
+use infra::testing::{nats_client as client, unique_prefix as prefix};
 
 struct Instance {
     stop: watch::Sender<bool>,

@@ -9,7 +9,6 @@ pub mod delivery;
 pub mod http;
 pub mod socket;
 pub mod state;
-pub mod telemetry;
 pub mod wire;
 
 pub use app::Application;

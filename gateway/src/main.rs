@@ -12,7 +12,7 @@ use infra::config::Settings;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    gateway::telemetry::init();
+    infra::process::init_logging();
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(e) => {
@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let shutdown = shutdown_signal();
+    let shutdown = infra::process::shutdown_signal();
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => {
@@ -39,33 +39,6 @@ async fn main() -> ExitCode {
         Err(e) => {
             eprintln!("gateway: {e:#}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-/// SIGTERM or Ctrl-C. The handlers are installed when this is called (before the server logs that
-/// it is listening), so a SIGTERM sent the moment the server is up still stops it gracefully.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    async move {
-        let ctrl_c = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        #[cfg(unix)]
-        let term = async move {
-            match term {
-                Some(mut s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let term = std::future::pending::<()>();
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term => {}
         }
     }
 }

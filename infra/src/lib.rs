@@ -6,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod event_store;
 pub mod mail;
+pub mod process;
 pub mod relay;
 pub mod testing;
 

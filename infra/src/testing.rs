@@ -68,3 +68,21 @@ impl Drop for TempPostgres {
         .join();
     }
 }
+
+/// The NATS server tests use: `TEST_NATS_URL`, else the local default.
+pub fn nats_url() -> String {
+    std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// A client of that server. Panics (this is test support) when it is unreachable, naming the
+/// script that starts it.
+pub async fn nats_client() -> async_nats::Client {
+    crate::bus::connect(&nats_url()).await.unwrap_or_else(|e| {
+        panic!("NATS must be reachable at TEST_NATS_URL ({e:#}); run infra/scripts/services")
+    })
+}
+
+/// A subject prefix no other test run uses.
+pub fn unique_prefix() -> String {
+    format!("test_{}", Uuid::new_v4().simple())
+}

@@ -12,10 +12,6 @@ use infra::{EventStore, ExpectedVersion};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-fn nats_url() -> String {
-    std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
-}
-
 fn event(n: usize) -> NewEvent {
     NewEvent {
         event_id: Uuid::now_v7(),
@@ -60,11 +56,9 @@ impl Fixture {
         ))
         .await
         .unwrap();
-        let client = infra::bus::connect(&nats_url())
-            .await
-            .expect("NATS must be reachable at TEST_NATS_URL; run infra/scripts/services");
+        let client = infra::testing::nats_client().await;
         Self {
-            prefix: format!("test_{}", Uuid::new_v4().simple()),
+            prefix: infra::testing::unique_prefix(),
             client,
             store,
             _dir: dir,

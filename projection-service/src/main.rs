@@ -12,11 +12,7 @@ use tokio::sync::watch;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    infra::process::init_logging();
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
@@ -39,16 +35,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let projector = Arc::new(Projector::new(db).await?);
     let (progress, _) = watch::channel(projector.checkpoint().await?);
     let (stop_tx, stop_rx) = watch::channel(false);
-    #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let shutdown = infra::process::shutdown_signal();
     tokio::spawn(async move {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        shutdown.await;
         // Finish the batch in hand, then stop.
         let _ = stop_tx.send(true);
     });

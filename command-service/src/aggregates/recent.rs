@@ -4,7 +4,8 @@
 use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
-use events_schema::{ClientId, MessageId, Position};
+use events_schema::events::MessageSent;
+use events_schema::{ClientId, MessageId, Position, RecordedEvent};
 
 /// How many recent `ClientId`s a chat remembers.
 pub const CLIENT_ID_WINDOW: usize = 1024;
@@ -32,6 +33,20 @@ impl RecentSends {
             if let Some(old) = self.order.pop_front() {
                 self.by_id.remove(&old);
             }
+        }
+    }
+
+    /// Remembers a stored message if it carries a `ClientId`.
+    pub fn remember_sent(&mut self, sent: &MessageSent, recorded: &RecordedEvent) {
+        if let Some(client_id) = &sent.client_id {
+            self.remember(
+                client_id.clone(),
+                SentMessage {
+                    message_id: sent.message_id.clone(),
+                    position: recorded.position,
+                    occurred_at: recorded.occurred_at,
+                },
+            );
         }
     }
 

@@ -7,7 +7,7 @@ use events_schema::{
     RefusalCode, UserId,
 };
 
-use super::recent::{RecentSends, SentMessage};
+use super::recent::RecentSends;
 use super::{Aggregate, Decision, Refusal};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,18 +24,7 @@ impl Aggregate for SelfChat {
                 self.owner = Some(e.owner.clone());
                 self.created_at = Some(recorded.position);
             }
-            DomainEvent::MessageSent(e) => {
-                if let Some(client_id) = &e.client_id {
-                    self.client_ids.remember(
-                        client_id.clone(),
-                        SentMessage {
-                            message_id: e.message_id.clone(),
-                            position: recorded.position,
-                            occurred_at: recorded.occurred_at,
-                        },
-                    );
-                }
-            }
+            DomainEvent::MessageSent(e) => self.client_ids.remember_sent(e, recorded),
             _ => {}
         }
     }

@@ -14,7 +14,7 @@ use super::requests;
 use crate::wire::timestamp;
 
 /// Sends a command for the socket's user, remembering the socket so deliveries skip it.
-async fn command(ctx: &Ctx, command: Command) -> Result<Accepted, Failure> {
+pub(super) async fn command(ctx: &Ctx, command: Command) -> Result<Accepted, Failure> {
     let correlation = Uuid::now_v7();
     ctx.state.origins.remember(correlation, ctx.socket.id);
     match ctx
@@ -79,7 +79,8 @@ fn read_status(members: &[MemberView], message: &MessageView) -> Value {
     Value::Object(map)
 }
 
-fn sent_ack(accepted: &Accepted) -> Value {
+/// The acknowledgement of a stored message: `{MessageId, ChatId, Timestamp}`.
+pub(super) fn sent_ack(accepted: &Accepted) -> Value {
     json!({
         "MessageId": accepted.message_id,
         "ChatId": accepted.chat_id,

@@ -4,11 +4,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use events_schema::{ChatId, Command, CommandOutcome, UserId};
+use events_schema::{ChatId, Command, UserId};
 use serde_json::{json, Value};
 use socketioxide::extract::{SocketRef, TryData};
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 use super::chats;
 use super::reply::{Failure, Reply};
@@ -307,25 +306,10 @@ async fn fetch_self_chat(ctx: Ctx, payload: Value) -> Result<Answer, Failure> {
 
 async fn send_self_message(ctx: Ctx, payload: Value) -> Result<Answer, Failure> {
     let request = requests::send_self(&payload)?;
-    let correlation = Uuid::now_v7();
-    ctx.state.origins.remember(correlation, ctx.socket.id);
     let command = Command::SendSelfMessage {
         content: request.content,
         client_id: request.client_id,
     };
-    match ctx
-        .state
-        .dispatch(correlation, Some(ctx.user.user_id.clone()), command)
-        .await
-    {
-        CommandOutcome::Accepted(accepted) => Ok(Answer::ack_only(json!({
-            "MessageId": accepted.message_id,
-            "ChatId": ChatId::self_chat_of(&ctx.user.user_id),
-            "Timestamp": accepted.occurred_at.map(timestamp),
-        }))),
-        CommandOutcome::Refused { code, message } => {
-            ctx.state.origins.take(&correlation);
-            Err(Failure::refused(code, message))
-        }
-    }
+    let accepted = chats::command(&ctx, command).await?;
+    Ok(Answer::ack_only(chats::sent_ack(&accepted)))
 }

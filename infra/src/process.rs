@@ -1,0 +1,43 @@
+//! What every service binary does the same way: logging and the shutdown signal.
+
+use std::future::Future;
+
+use tracing_subscriber::EnvFilter;
+
+/// Logs to stdout; `RUST_LOG` overrides the default (`info`). Colours only on a terminal.
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .try_init();
+}
+
+/// Resolves on SIGTERM or Ctrl-C. The SIGTERM handler is installed when this is called, not when
+/// the future is first polled, so call it before announcing readiness: a SIGTERM sent the moment a
+/// service says it is up must still stop it gracefully, not kill it.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async move {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term => {}
+        }
+    }
+}

@@ -158,22 +158,13 @@ impl CommandService {
                 participants,
             } => {
                 let admin = actor(envelope)?;
-                let mut members = vec![admin.clone()];
-                for participant in participants {
-                    if participant == admin {
-                        continue;
-                    }
-                    if members.contains(participant) {
-                        return Err(Refusal::new(
-                            RefusalCode::BadRequest,
-                            format!("participant {participant} is listed twice"),
-                        ));
-                    }
+                // Who may be named is the group's rule (the aggregate's); that they exist is the
+                // users' streams' fact, read here.
+                for participant in participants.iter().filter(|p| *p != admin) {
                     self.require_verified(participant).await?;
-                    members.push(participant.clone());
                 }
                 self.execute(&self.chats, &streams::chat(group_id), &meta, |chat| {
-                    chat.create_group(group_id, admin, name, description, members.clone())
+                    chat.create_group(group_id, admin, name, description, participants)
                 })
                 .await
             }
@@ -246,7 +237,10 @@ impl CommandService {
         let stream = streams::user(user);
         let entry = self.users.entry(&stream);
         let mut loaded = entry.lock().await;
-        self.catch_up(&stream, &mut loaded).await?;
+        // Verification is final: once seen, the stream need not be read again.
+        if !loaded.state.verified {
+            self.catch_up(&stream, &mut loaded).await?;
+        }
         if loaded.state.verified {
             Ok(())
         } else {

@@ -186,12 +186,13 @@ fn cors(settings: &Settings) -> CorsLayer {
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
 }
 
-/// Forgets rate-limit entries and delivery origins that no longer matter.
+/// Forgets rate-limit entries, delivery origins and read-your-writes marks that no longer matter.
 async fn sweep(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     loop {
         tick.tick().await;
         state.limiter.sweep();
         state.origins.sweep();
+        state.consistency.sweep();
     }
 }

@@ -138,6 +138,15 @@ impl Consistency {
         *self.applied.borrow()
     }
 
+    /// Forgets the writes the read models have already reached (users who wrote and never read
+    /// again would otherwise stay in the map forever).
+    pub fn sweep(&self) {
+        let applied = self.applied();
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.retain(|_, position| *position > applied);
+        }
+    }
+
     /// Waits until the read models reflect everything stored so far, by anyone (bounded like
     /// [`Consistency::caught_up_for`]). Chat queries use it, so a member removed by the admin is
     /// refused from their very next request, and everyone reads at least what was acknowledged.

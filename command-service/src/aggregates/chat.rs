@@ -14,7 +14,7 @@ use events_schema::{
     Position, RecordedEvent, RefusalCode, UserId,
 };
 
-use super::recent::{RecentSends, SentMessage};
+use super::recent::RecentSends;
 use super::{Aggregate, Decision, Refusal};
 
 /// A current member and how far they have read (the stream version of the last message read).
@@ -66,16 +66,7 @@ impl Aggregate for Chat {
                 if let Some(sender) = self.members.get_mut(&e.sender_id) {
                     sender.read_up_to = Some(recorded.version);
                 }
-                if let Some(client_id) = &e.client_id {
-                    self.client_ids.remember(
-                        client_id.clone(),
-                        SentMessage {
-                            message_id: e.message_id.clone(),
-                            position: recorded.position,
-                            occurred_at: recorded.occurred_at,
-                        },
-                    );
-                }
+                self.client_ids.remember_sent(e, recorded);
             }
             DomainEvent::MessageRead(e) => {
                 if let Some(reader) = self.members.get_mut(&e.reader) {
@@ -167,17 +158,29 @@ impl Chat {
         }
     }
 
-    /// A new group; `members` are the admin and the (checked, distinct) participants.
+    /// A new group of the admin and `participants` (users the caller has checked exist). A
+    /// participant named twice refuses the whole request; the admin named among them is ignored
+    /// (they are a member anyway).
     pub fn create_group(
         &self,
         chat_id: &ChatId,
         admin: &UserId,
         name: &GroupName,
         description: &Description,
-        members: Vec<UserId>,
+        participants: &[UserId],
     ) -> Result<Decision, Refusal> {
         if self.kind.is_some() {
             return refuse(RefusalCode::Conflict, "the id is taken");
+        }
+        let mut members = vec![admin.clone()];
+        for participant in participants.iter().filter(|p| *p != admin) {
+            if members.contains(participant) {
+                return Err(Refusal::new(
+                    RefusalCode::BadRequest,
+                    format!("participant {participant} is listed twice"),
+                ));
+            }
+            members.push(participant.clone());
         }
         Ok(Decision::Append(vec![GroupCreated {
             chat_id: chat_id.clone(),

@@ -100,6 +100,24 @@ fn a_personal_chat_is_created_once() {
 }
 
 #[test]
+fn a_group_refuses_a_participant_named_twice_and_ignores_the_admin_among_them() {
+    let id = ChatId::parse("g2").unwrap();
+    let (name, description) = (
+        GroupName::parse("T").unwrap(),
+        Description::parse("").unwrap(),
+    );
+    let twice = Chat::default().create_group(&id, &u("a"), &name, &description, &[u("b"), u("b")]);
+    assert_eq!(twice.unwrap_err().code, RefusalCode::BadRequest);
+    match Chat::default().create_group(&id, &u("a"), &name, &description, &[u("a"), u("b")]) {
+        Ok(Decision::Append(events)) => match &events[0] {
+            DomainEvent::GroupCreated(g) => assert_eq!(g.members, vec![u("a"), u("b")]),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn only_members_send_and_read() {
     let mut h = group("a", &["b"]);
     let m = || MessageId::generate();

@@ -1,17 +1,26 @@
 // The end-to-end harness: the real server binary (SERVER_BIN) on a random port with its own data
 // directory, a real SMTP server catching verification mail, and socket.io-client sockets that record
 // every event they receive, in order.
+//
+// With E2E_TOPOLOGY=1 every "server" is instead the production topology started by
+// infra/scripts/topology (two gateways, a command-service and a projection-service over NATS and
+// PostgreSQL, binaries from TOPOLOGY_BIN_DIR): requests and sockets alternate between the two
+// gateways, so every test also checks that clients of different gateways see each other.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { io } from 'socket.io-client';
 import { SMTPServer } from 'smtp-server';
 import { simpleParser } from 'mailparser';
 
 export const ALLOWED_ORIGIN = 'http://allowed.test';
+/** Whether servers are the production topology (two gateways) rather than the all-in-one binary. */
+export const TOPOLOGY = process.env.E2E_TOPOLOGY === '1';
+const TOPOLOGY_SCRIPT = resolve(dirname(fileURLToPath(import.meta.url)), '../../infra/scripts/topology');
 
 /** A real SMTP server (smtp-server) that keeps every mail it receives, parsed. */
 export class MailSink {
@@ -87,23 +96,42 @@ export function codeOf(mail) {
 
 /** A running server process. */
 export class Server {
-  constructor(proc, url, dataDir, ownsDataDir, logs) {
+  constructor(proc, urls, dataDir, ownsDataDir, logs) {
     this.proc = proc;
-    this.url = url;
+    this.urls = urls;
+    this.url = urls[0];
     this.dataDir = dataDir;
     this.ownsDataDir = ownsDataDir;
     this.logs = logs;
+    this.turn = 0;
+  }
+
+  /** The next gateway's address, round robin (there is one all-in-one). */
+  nextUrl() {
+    this.turn += 1;
+    return this.urls[this.turn % this.urls.length];
+  }
+
+  /** This server seen through its gateway `i` only. */
+  at(i) {
+    const view = Object.create(this);
+    view.urls = [this.urls[i]];
+    view.url = this.urls[i];
+    return view;
   }
 
   /** Sends SIGTERM and waits for the process to exit; returns its exit code. */
   async stop({ keepData = false } = {}) {
     if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      // The topology script keeps its database and stream for a restart when told so.
+      if (TOPOLOGY && keepData) writeFileSync(join(this.dataDir, 'keep'), '');
       const exited = new Promise((resolve) => this.proc.once('exit', (code) => resolve(code)));
       this.proc.kill('SIGTERM');
-      const code = await Promise.race([exited, sleep(15000).then(() => 'timeout')]);
+      const limit = TOPOLOGY ? 30000 : 15000;
+      const code = await Promise.race([exited, sleep(limit).then(() => 'timeout')]);
       if (code === 'timeout') {
         this.proc.kill('SIGKILL');
-        throw new Error('server did not stop within 15 s of SIGTERM');
+        throw new Error(`server did not stop within ${limit / 1000} s of SIGTERM`);
       }
       this.exitCode = code;
     }
@@ -117,7 +145,7 @@ export class Server {
       init.headers['content-type'] ??= 'application/json';
       init.body = typeof body === 'string' ? body : JSON.stringify(body);
     }
-    const response = await fetch(this.url + path, init);
+    const response = await fetch(this.nextUrl() + path, init);
     const text = await response.text();
     let json;
     try {
@@ -143,7 +171,7 @@ export class Server {
  * and removed on stop.
  */
 export async function startServer({ env = {}, dataDir, mail, adopt = false } = {}) {
-  const bin = process.env.SERVER_BIN && resolve(process.env.SERVER_BIN);
+  const bin = TOPOLOGY ? TOPOLOGY_SCRIPT : process.env.SERVER_BIN && resolve(process.env.SERVER_BIN);
   if (!bin) throw new Error('SERVER_BIN must name the gateway binary (see infra/scripts/test)');
   // A fresh directory is removed on stop; a given one only when adopted (a restart's second server).
   const ownsDataDir = !dataDir || adopt;
@@ -162,19 +190,33 @@ export async function startServer({ env = {}, dataDir, mail, adopt = false } = {
   for (const key of ['NATS_URL', 'EVENT_STORE_URL', 'DATABASE_URL', 'AUTH_SECRET', 'ALLOWED_ORIGINS']) {
     if (!(key in settings)) delete childEnv[key];
   }
-  const proc = spawn(bin, [], { cwd: dir, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (TOPOLOGY) {
+    childEnv.GATEWAY_PORTS = '0 0';
+    childEnv.BIN_DIR = resolve(process.env.TOPOLOGY_BIN_DIR ?? 'target/debug');
+    rmSync(join(dir, 'keep'), { force: true });
+  }
+  const args = TOPOLOGY ? [dir] : [];
+  const proc = spawn(bin, args, { cwd: dir, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   proc.on('error', () => {}); // reported through the start-up promise
   const logs = [];
   const started = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs.join('')}`)), 30000);
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs.join('')}`)), TOPOLOGY ? 90000 : 30000);
     const onData = (chunk) => {
       const text = chunk.toString();
       logs.push(text);
       if (process.env.E2E_SHOW_LOGS) process.stderr.write(text);
-      const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(logs.join(''));
+      const all = logs.join('');
+      if (TOPOLOGY) {
+        if (/topology: ready/.test(all)) {
+          clearTimeout(timer);
+          resolve([...all.matchAll(/gateway-\d listening on (http:\/\/[\d.]+:\d+)/g)].map((m) => m[1]));
+        }
+        return;
+      }
+      const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(all);
       if (m) {
         clearTimeout(timer);
-        resolve(m[1]);
+        resolve([m[1]]);
       }
     };
     proc.stdout.on('data', onData);
@@ -188,15 +230,21 @@ export async function startServer({ env = {}, dataDir, mail, adopt = false } = {
       reject(new Error(`cannot start ${bin}: ${e.message}`));
     });
   });
-  let url;
+  let urls;
   try {
-    url = await started;
+    urls = await started;
   } catch (e) {
+    if (TOPOLOGY && proc.exitCode === null) {
+      // The script removes its database and stream on SIGTERM.
+      const exited = new Promise((resolve) => proc.once('exit', resolve));
+      proc.kill('SIGTERM');
+      await Promise.race([exited, sleep(30000)]);
+    }
     proc.kill('SIGKILL');
     if (ownsDataDir) rmSync(dir, { recursive: true, force: true });
     throw e;
   }
-  return new Server(proc, url, dir, ownsDataDir, logs);
+  return new Server(proc, urls, dir, ownsDataDir, logs);
 }
 
 let counter = 0;
@@ -229,7 +277,7 @@ export async function login(server, user) {
  * socket authenticates with `auth`.
  */
 export function socketFor(server, options = {}) {
-  const socket = io(server.url, { reconnection: false, forceNew: true, timeout: 10000, ...options });
+  const socket = io(server.nextUrl(), { reconnection: false, forceNew: true, timeout: 10000, ...options });
   const events = [];
   const waiters = [];
   socket.onAny((event, ...args) => {

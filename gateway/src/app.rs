@@ -24,6 +24,7 @@ use tower::Layer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::AuthService;
+use crate::cluster::Cluster;
 use crate::http::{self, rate_limit::AuthRateLimiter};
 use crate::state::{AppState, CommandBus, Consistency, OriginSockets};
 use crate::{delivery, socket};
@@ -33,20 +34,33 @@ const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(3);
 /// Largest Socket.IO message accepted (4,000 characters of content plus envelope, with room).
 const MAX_SOCKET_PAYLOAD: u64 = 64 * 1024;
 
+/// Where the read models are projected.
+enum Projection {
+    /// By a projector in this process (all-in-one).
+    InProcess {
+        projector: Arc<Projector>,
+        progress_tx: watch::Sender<events_schema::Position>,
+    },
+    /// By the projection-service, whose progress arrives over NATS.
+    Remote(watch::Sender<events_schema::Position>),
+}
+
 /// A built server, bound to its port, not yet serving.
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     state: AppState,
     router: Router,
-    projector: JoinHandle<anyhow::Result<()>>,
+    /// The in-process projector (all-in-one only).
+    projector: Option<JoinHandle<anyhow::Result<()>>>,
     background: Vec<JoinHandle<()>>,
     stop_projector: watch::Sender<bool>,
 }
 
 impl Application {
     /// Opens every backend (failing with the name of the one that doesn't answer), starts the
-    /// projector and delivery, and binds `HOST:PORT` (port 0: any free port).
+    /// projector (all-in-one) or follows the topology over NATS (`NATS_URL`), starts delivery, and
+    /// binds `HOST:PORT` (port 0: any free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let store = open_event_store(&settings.event_store_url)
@@ -65,11 +79,43 @@ impl Application {
         .await
         .context("accounts")?;
         let mailer = mailer_from_settings(&settings)?;
-        let commands: Arc<dyn CommandBus> = Arc::new(CommandService::new(store.clone()));
-        let projector = Arc::new(Projector::new(reads.clone()).await.context("read models")?);
-        let (progress_tx, progress_rx) = watch::channel(projector.checkpoint().await?);
         let (applied_tx, applied_rx) = mpsc::channel(256);
         let (stop_projector, stop_rx) = watch::channel(false);
+
+        // All-in-one: the command-service and the projector in this process. Production: both
+        // are other processes, reached over NATS.
+        let (commands, cluster, projection): (Arc<dyn CommandBus>, _, _) = match &settings.nats_url
+        {
+            None => {
+                let projector =
+                    Arc::new(Projector::new(reads.clone()).await.context("read models")?);
+                let (progress_tx, progress_rx) = watch::channel(projector.checkpoint().await?);
+                let service = Arc::new(CommandService::new(store.clone()));
+                let projection = Projection::InProcess {
+                    projector,
+                    progress_tx,
+                };
+                (service, None, (projection, progress_rx))
+            }
+            Some(url) => {
+                let client = infra::bus::connect(url).await?;
+                let start = projection_service::queries::checkpoint(&reads)
+                    .await
+                    .context("read models (is the projection-service running?)")?;
+                let (progress_tx, progress_rx) = watch::channel(start);
+                let cluster = Cluster {
+                    client: client.clone(),
+                    prefix: settings.nats_prefix.clone(),
+                };
+                let bus = Arc::new(infra::bus::NatsCommands::new(client, &settings.nats_prefix));
+                (
+                    bus,
+                    Some(cluster),
+                    (Projection::Remote(progress_tx), progress_rx),
+                )
+            }
+        };
+        let (projection, progress_rx) = projection;
 
         let state = AppState {
             limiter: Arc::new(AuthRateLimiter::new(
@@ -84,6 +130,7 @@ impl Application {
             store: store.clone(),
             consistency: Arc::new(Consistency::new(progress_rx, READ_YOUR_WRITES_WAIT)),
             origins: Arc::new(OriginSockets::default()),
+            cluster: cluster.clone(),
             io_cell: Arc::new(OnceLock::new()),
         };
         let (socket_layer, io) = SocketIo::builder()
@@ -93,17 +140,32 @@ impl Application {
         socket::register(&io);
         let _ = state.io_cell.set(io);
 
-        let projector = tokio::spawn(projection_service::run(
-            store,
-            projector,
-            progress_tx,
-            Some(applied_tx),
-            stop_rx,
-        ));
-        let background = vec![
+        let mut background = vec![
             tokio::spawn(delivery::run(state.clone(), applied_rx)),
             tokio::spawn(sweep(state.clone())),
         ];
+        let projector = match projection {
+            Projection::InProcess {
+                projector,
+                progress_tx,
+            } => Some(tokio::spawn(projection_service::run(
+                store,
+                projector,
+                progress_tx,
+                Some(applied_tx),
+                stop_rx,
+            ))),
+            Projection::Remote(progress_tx) => {
+                if let Some(cluster) = &cluster {
+                    background.extend(
+                        cluster
+                            .follow(state.clone(), progress_tx, applied_tx)
+                            .await?,
+                    );
+                }
+                None
+            }
+        };
         let router = http::router()
             .layer(socket_layer)
             .layer(cors(&settings))
@@ -160,11 +222,16 @@ impl Application {
         .with_graceful_shutdown(graceful);
         serve.await.context("server failed")?;
         let _ = self.stop_projector.send(true);
-        match tokio::time::timeout(Duration::from_secs(8), self.projector).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::error!(error = %e, "projector stopped with an error"),
-            Ok(Err(e)) => tracing::error!(error = %e, "projector task failed"),
-            Err(_) => tracing::warn!("projector did not stop in time"),
+        if let Some(projector) = self.projector {
+            match tokio::time::timeout(Duration::from_secs(8), projector).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::error!(error = %e, "projector stopped with an error"),
+                Ok(Err(e)) => tracing::error!(error = %e, "projector task failed"),
+                Err(_) => tracing::warn!("projector did not stop in time"),
+            }
+        }
+        if let Some(cluster) = &self.state.cluster {
+            let _ = cluster.client.flush().await;
         }
         for task in self.background {
             task.abort();

@@ -1,4 +1,5 @@
-//! `gateway`: with no `NATS_URL`, the all-in-one server (what `cargo run --release` starts).
+//! `gateway`: with no `NATS_URL`, the all-in-one server (what `cargo run --release` starts); with
+//! it, one gateway of the production topology.
 
 use std::process::ExitCode;
 
@@ -20,12 +21,6 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if settings.nats_url.is_some() {
-        eprintln!(
-            "gateway: NATS_URL is set, but this version runs all-in-one only; unset NATS_URL"
-        );
-        return ExitCode::from(2);
-    }
     let shutdown = infra::process::shutdown_signal();
     let app = match Application::build(settings).await {
         Ok(app) => app,

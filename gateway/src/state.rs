@@ -19,7 +19,7 @@ use crate::auth::AuthService;
 use crate::http::error::ApiError;
 use crate::http::rate_limit::AuthRateLimiter;
 
-/// Where commands go: the in-process command-service (all-in-one) or, later, NATS.
+/// Where commands go: the in-process command-service (all-in-one) or NATS (production).
 #[async_trait]
 pub trait CommandBus: Send + Sync + 'static {
     async fn dispatch(&self, command: CommandEnvelope) -> CommandOutcome;
@@ -32,8 +32,7 @@ impl CommandBus for command_service::CommandService {
     }
 }
 
-/// Commands over NATS to a queue group of command-service instances (the production topology; the
-/// gateway binary does not run in it yet, see the README).
+/// Commands over NATS to a queue group of command-service instances (the production topology).
 #[async_trait]
 impl CommandBus for infra::bus::NatsCommands {
     async fn dispatch(&self, command: CommandEnvelope) -> CommandOutcome {
@@ -53,6 +52,8 @@ pub struct AppState {
     pub consistency: Arc<Consistency>,
     pub origins: Arc<OriginSockets>,
     pub limiter: Arc<AuthRateLimiter>,
+    /// The NATS side of the production topology; `None` all-in-one.
+    pub cluster: Option<crate::cluster::Cluster>,
     /// Set once the Socket.IO layer is built (the layer itself needs this state first).
     pub io_cell: Arc<OnceLock<SocketIo>>,
 }

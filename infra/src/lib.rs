@@ -5,6 +5,7 @@ pub mod bus;
 pub mod config;
 pub mod db;
 pub mod event_store;
+pub mod feed;
 pub mod mail;
 pub mod process;
 pub mod relay;

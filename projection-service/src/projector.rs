@@ -20,9 +20,9 @@ static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// The checkpoint row of this projector.
-const CHECKPOINT: &str = "read_models";
+pub(crate) const CHECKPOINT: &str = "read_models";
 /// Largest batch applied in one transaction.
-const BATCH: usize = 512;
+pub(crate) const BATCH: usize = 512;
 
 /// Applies events to the read models.
 pub struct Projector {
@@ -44,12 +44,7 @@ impl Projector {
 
     /// The position of the last applied event (0: none).
     pub async fn checkpoint(&self) -> anyhow::Result<Position> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT position FROM projection_checkpoints WHERE name = $1")
-                .bind(CHECKPOINT)
-                .fetch_optional(&self.db.pool)
-                .await?;
-        Ok(row.map(|(p,)| p.max(0) as Position).unwrap_or(0))
+        Ok(crate::queries::checkpoint(&self.db).await?)
     }
 
     /// Applies `events` (in position order) in one transaction with the checkpoint. Events at or

@@ -17,6 +17,16 @@ pub enum QueryError {
     Corrupt(String),
 }
 
+/// The position the read models have reached (0: none), as their projector committed it.
+pub async fn checkpoint(db: &Database) -> Result<u64, QueryError> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT position FROM projection_checkpoints WHERE name = $1")
+            .bind(crate::projector::CHECKPOINT)
+            .fetch_optional(&db.pool)
+            .await?;
+    Ok(row.map(|(p,)| p.max(0) as u64).unwrap_or(0))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserView {
     pub id: UserId,

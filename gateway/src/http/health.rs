@@ -22,6 +22,12 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         tracing::warn!(error = %e, "database does not answer");
         down.push("database".to_owned());
     }
+    if let Some(cluster) = &state.cluster {
+        if !cluster.connected() {
+            tracing::warn!("NATS is not connected");
+            down.push("NATS".to_owned());
+        }
+    }
     if down.is_empty() {
         (
             StatusCode::OK,

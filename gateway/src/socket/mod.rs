@@ -114,8 +114,22 @@ async fn on_connect(socket: SocketRef, State(state): State<AppState>) {
 }
 
 impl AppState {
-    /// Ends a session's sockets: `auth-failure` then disconnect, on this node.
+    /// Ends a session's sockets wherever they are connected: on this node, or through NATS on
+    /// every gateway of the topology (this one included).
     pub async fn end_session(&self, session: &SessionId, reason: &str) {
+        if let Some(cluster) = &self.cluster {
+            match cluster.end_session(session, reason).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot tell the other gateways that a session ended")
+                }
+            }
+        }
+        self.end_local_session(session, reason).await
+    }
+
+    /// Ends a session's sockets on this node: `auth-failure` then disconnect.
+    pub async fn end_local_session(&self, session: &SessionId, reason: &str) {
         let Some(io) = self.io() else { return };
         let room = session_room(session);
         if let Err(e) = io

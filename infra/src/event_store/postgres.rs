@@ -10,7 +10,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/events/pos
 
 /// Opens the PostgreSQL event store at `url` (`postgres://…`), running its migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn EventStore>, StoreError> {
-    let setup = sqlx::PgPool::connect(url).await?;
+    // Fail within seconds (not the pool's default 30 s) when the server is not there.
+    let setup = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .connect(url)
+        .await?;
     let mut migrator = sqlx::migrate::Migrator {
         migrations: MIGRATOR.migrations.clone(),
         ..sqlx::migrate::Migrator::DEFAULT

@@ -1,0 +1,248 @@
+// Fault tests of the production topology (E2E_TOPOLOGY=1; skipped all-in-one): kill -9 of the
+// projection-service mid-stream, kill -9 of the command-service with requests in flight, and a
+// restart of the NATS server under running services. infra/scripts/topology starts a process that
+// died again, as a process manager would; the tests check what clients and the stores see.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MailSink, startServer, verifiedUser, login, connected, tempPostgres, TOPOLOGY } from '../lib/harness.mjs';
+
+const skip = TOPOLOGY ? false : 'the fault tests run against the production topology (E2E_TOPOLOGY=1)';
+let mail;
+before(async () => {
+  if (!skip) mail = await new MailSink().start();
+});
+after(() => mail?.stop());
+
+/** The run's settings, as the topology script recorded them. */
+function identity(server) {
+  const text = readFileSync(join(server.dataDir, 'topology.env'), 'utf8');
+  return Object.fromEntries(text.trim().split('\n').map((line) => {
+    const i = line.indexOf('=');
+    return [line.slice(0, i), line.slice(i + 1).replace(/^'(.*)'$/, '$1')];
+  }));
+}
+
+const pidOf = (server, name) => Number(readFileSync(join(server.dataDir, `${name}.pid`), 'utf8').trim());
+const psql = (url, sql) => execFileSync('psql', [url, '-Atqc', sql], { encoding: 'utf8' }).trim();
+const head = (url) => Number(psql(url, 'SELECT COALESCE(MAX(position), 0) FROM events'));
+const checkpoint = (url) => Number(psql(url, "SELECT COALESCE(MAX(position), 0) FROM projection_checkpoints WHERE name = 'read_models'") || 0);
+
+async function eventually(what, check, timeoutMs = 60000) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    let last;
+    try {
+      if (await check()) return;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > until) throw new Error(`${what} did not happen within ${timeoutMs / 1000} s${last ? `: ${last.message}` : ''}`);
+    await sleep(200);
+  }
+}
+
+/** Kills `name` with SIGKILL and waits until the topology script has started it again. */
+async function killAndAwaitRestart(server, name) {
+  const pid = pidOf(server, name);
+  process.kill(pid, 'SIGKILL');
+  await eventually(`${name} restarted`, () => pidOf(server, name) !== pid);
+  return pid;
+}
+
+/** Two verified users, each with a socket on a different gateway, and their personal chat. */
+async function pair(server) {
+  const a = await verifiedUser(server, mail);
+  const b = await verifiedUser(server, mail);
+  a.s = await connected(server.at(0), a);
+  b.s = await connected(server.at(1), b);
+  const ack = await a.s.request('create-personal-chat', { Receiver: b.userId });
+  assert.equal(ack.success, 1, JSON.stringify(ack));
+  return { a, b, chat: ack.ChatId };
+}
+
+const contents = (socket, event) => socket.events.filter((e) => e.event === event).map((e) => e.payload.Content);
+
+/** Every read-model table, row by row, in a stable order. */
+function readModels(url) {
+  const tables = ['users', 'chats', 'chat_members', 'messages', 'projection_checkpoints'];
+  return Object.fromEntries(tables.map((t) => [t, psql(url, `SELECT x::text FROM ${t} x ORDER BY 1`)]));
+}
+
+/** Projects the store at `storeUrl` with a projection-service nobody disturbs; its read models. */
+async function undisturbedProjection(storeUrl) {
+  const pg = await tempPostgres('undisturbed');
+  const dir = mkdtempSync(join(tmpdir(), 'expresschat-e2e-'));
+  const bin = resolve(process.env.TOPOLOGY_BIN_DIR ?? 'target/debug', 'projection-service');
+  const env = { ...process.env, EVENT_STORE_URL: storeUrl, DATABASE_URL: pg.url, DATA_DIR: dir, RUST_LOG: 'warn' };
+  delete env.NATS_URL;
+  const proc = spawn(bin, [], { env, stdio: 'ignore' });
+  try {
+    const target = head(storeUrl);
+    await eventually('the undisturbed projection caught up', () => checkpoint(pg.url) >= target);
+    return readModels(pg.url);
+  } finally {
+    proc.kill('SIGTERM');
+    await new Promise((r) => (proc.exitCode === null ? proc.once('exit', r) : r()));
+    pg.drop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('kill -9 of the projection-service mid-stream: read models end identical to an undisturbed run', { skip }, async (t) => {
+  const server = await startServer({ mail });
+  try {
+    const { a, b, chat } = await pair(server);
+    const group = await a.s.request('create-group-chat', { Name: 'ops', Description: '', Participants: [b.userId] });
+    assert.equal(group.success, 1);
+    const a2 = await connected(server.at(1), { accessToken: (await login(server, a)).accessToken });
+
+    let acked = 0;
+    const sends = [];
+    const track = (p) => p.then((ack) => { acked += 1; return ack; });
+    for (let i = 0; i < 150; i++) {
+      sends.push(track(a.s.request('send-personal-message', { ChatId: chat, Content: `a${i}` }, 30000)));
+      sends.push(track(a2.request('send-group-message', { GroupId: group.GroupId, Content: `g${i}` }, 30000)));
+      sends.push(track(b.s.request('send-personal-message', { ChatId: chat, Content: `b${i}` }, 30000)));
+      if (i % 25 === 0) sends.push(track(b.s.request('read-personal-message', { ChatId: chat }, 30000)));
+    }
+    await eventually('a third of the commands acknowledged', () => acked >= sends.length / 3, 30000);
+    const { DATABASE_URL, EVENT_STORE_URL } = identity(server);
+    await killAndAwaitRestart(server, 'projection-service');
+    const projectedAtKill = checkpoint(DATABASE_URL);
+    const acks = await Promise.all(sends);
+    assert.ok(acks.every((x) => x.success === 1), JSON.stringify(acks.find((x) => x.success !== 1)));
+
+    // Every message reaches the other gateway's sockets, in order.
+    await b.s.waitFor('receive-personal-message', { pred: (p) => p.Content === 'a149', timeoutMs: 30000 });
+    await b.s.waitFor('receive-group-message', { pred: (p) => p.Content === 'g149', timeoutMs: 30000 });
+    assert.deepEqual(contents(b.s, 'receive-personal-message'), Array.from({ length: 150 }, (_, i) => `a${i}`));
+    assert.deepEqual(contents(b.s, 'receive-group-message'), Array.from({ length: 150 }, (_, i) => `g${i}`));
+
+    const target = head(EVENT_STORE_URL);
+    assert.ok(projectedAtKill < target, `the kill came after the last event (${projectedAtKill} of ${target})`);
+    t.diagnostic(`${projectedAtKill} of ${target} events projected just after the kill`);
+    await eventually('the restarted projection caught up', () => checkpoint(DATABASE_URL) >= target);
+    const live = readModels(DATABASE_URL);
+    const undisturbed = await undisturbedProjection(EVENT_STORE_URL);
+    for (const table of Object.keys(live)) assert.equal(live[table], undisturbed[table], `read model ${table} differs`);
+    assert.ok(live.messages.split('\n').length >= 450);
+    for (const s of [a.s, a2, b.s]) s.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test('kill -9 of the command-service with requests in flight: acknowledged once, the rest once or failed', { skip }, async (t) => {
+  const server = await startServer({ mail });
+  try {
+    const { a, b, chat } = await pair(server);
+    const a2 = await connected(server.at(1), { accessToken: (await login(server, a)).accessToken });
+    let acked = 0;
+    const sent = [];
+    for (let i = 0; i < 200; i++) {
+      for (const [socket, tag] of [[a.s, 'x'], [a2, 'y']]) {
+        const content = `${tag}${i}`;
+        const ack = socket.request('send-personal-message', { ChatId: chat, Content: content }, 30000).then((r) => {
+          acked += 1;
+          return r;
+        });
+        sent.push({ content, ack });
+      }
+    }
+    await eventually('some commands acknowledged', () => acked >= 60, 30000);
+    await killAndAwaitRestart(server, 'command-service');
+    const ackedAtKill = acked;
+    const outcomes = await Promise.all(sent.map(async (s) => ({ ...s, ack: await s.ack })));
+    for (const { ack } of outcomes) {
+      assert.ok(ack.success === 1 || (ack.success === -1 && ack.code === 'internal'), JSON.stringify(ack));
+    }
+    const failed = outcomes.filter((o) => o.ack.success !== 1).length;
+
+    // Service resumes: a new message goes through once the new instance is serving.
+    await eventually('a send after the restart acknowledged', async () => (await a.s.request('send-personal-message', { ChatId: chat, Content: 'after', ClientId: 'after-1' })).success === 1, 30000);
+
+    const { EVENT_STORE_URL, DATABASE_URL } = identity(server);
+    const stored = psql(EVENT_STORE_URL, "SELECT payload::json->>'content' FROM events WHERE event_type = 'MessageSent'").split('\n');
+    const times = new Map();
+    for (const c of stored) times.set(c, (times.get(c) ?? 0) + 1);
+    for (const { content, ack } of outcomes) {
+      if (ack.success === 1) assert.equal(times.get(content), 1, `acknowledged ${content} stored ${times.get(content) ?? 0} times`);
+      else assert.ok((times.get(content) ?? 0) <= 1, `failed ${content} stored ${times.get(content)} times`);
+    }
+    assert.equal(times.get('after'), 1);
+    // And the read models hold exactly what the store holds.
+    const target = head(EVENT_STORE_URL);
+    await eventually('the projection caught up', () => checkpoint(DATABASE_URL) >= target);
+    const projected = psql(DATABASE_URL, `SELECT content FROM messages WHERE chat_id = '${chat}' ORDER BY 1`).split('\n');
+    assert.deepEqual(projected, [...stored].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)));
+    assert.ok(ackedAtKill < outcomes.length, 'the kill came after every answer');
+    t.diagnostic(`killed with ${ackedAtKill} of ${outcomes.length} answered; ${failed} answered as failed`);
+    for (const s of [a.s, a2, b.s]) s.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a restart of the NATS server: service resumes without restarting the services', { skip }, async () => {
+  const server = await startServer({ mail, env: { NATS_PRIVATE: '1' } });
+  try {
+    const { a, b, chat } = await pair(server);
+    assert.equal((await a.s.request('send-personal-message', { ChatId: chat, Content: 'before' })).success, 1);
+    await b.s.waitFor('receive-personal-message', { pred: (p) => p.Content === 'before' });
+    const services = ['command-service', 'projection-service', 'gateway-1', 'gateway-2'];
+    const pids = services.map((name) => pidOf(server, name));
+
+    await killAndAwaitRestart(server, 'nats');
+    await eventually('a send after the NATS restart acknowledged', async () => (await a.s.request('send-personal-message', { ChatId: chat, Content: 'after', ClientId: 'after-1' }, 15000)).success === 1, 60000);
+    await b.s.waitFor('receive-personal-message', { pred: (p) => p.Content === 'after', timeoutMs: 30000 });
+    for (const i of [0, 1]) {
+      await eventually(`gateway-${i + 1} ready again`, async () => (await server.at(i).get('/ready')).status === 200, 30000);
+    }
+    const page = await b.s.request('fetch-personal-chat', { ChatId: chat, Limit: 10 });
+    assert.deepEqual(page.Messages.map((m) => m.Content).filter((c) => c === 'before' || c === 'after').reverse(), ['before', 'after']);
+    assert.deepEqual(services.map((name) => pidOf(server, name)), pids, 'no service was restarted');
+    a.s.close();
+    b.s.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a process whose backend is unreachable at start names it and exits non-zero', { skip }, async () => {
+  const bins = resolve(process.env.TOPOLOGY_BIN_DIR ?? 'target/debug');
+  const pg = await tempPostgres('unreachable');
+  const dir = mkdtempSync(join(tmpdir(), 'expresschat-e2e-'));
+  const run = (bin, env) =>
+    new Promise((done) => {
+      const proc = spawn(join(bins, bin), [], { env: { PATH: process.env.PATH, DATA_DIR: dir, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      proc.stdout.on('data', (d) => (out += d));
+      proc.stderr.on('data', (d) => (out += d));
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 30000);
+      proc.once('exit', (code) => {
+        clearTimeout(timer);
+        done({ code, out });
+      });
+    });
+  try {
+    const noNats = { NATS_URL: 'nats://127.0.0.1:1', EVENT_STORE_URL: pg.url, DATABASE_URL: pg.url };
+    const noPg = { NATS_URL: 'nats://127.0.0.1:4222', EVENT_STORE_URL: 'postgres://postgres@127.0.0.1:1/x', DATABASE_URL: 'postgres://postgres@127.0.0.1:1/x' };
+    for (const bin of ['command-service', 'projection-service', 'gateway']) {
+      const nats = await run(bin, noNats);
+      assert.notEqual(nats.code, 0, `${bin} without NATS exited 0`);
+      assert.match(nats.out, /NATS \(NATS_URL\) unavailable/, `${bin}: ${nats.out}`);
+      const postgres = await run(bin, noPg);
+      assert.notEqual(postgres.code, 0, `${bin} without PostgreSQL exited 0`);
+      assert.match(postgres.out, /(event store \(EVENT_STORE_URL\)|database \(DATABASE_URL\)) unavailable/, `${bin}: ${postgres.out}`);
+    }
+  } finally {
+    pg.drop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

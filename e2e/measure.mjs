@@ -1,8 +1,10 @@
 // Measurements for the README: the end-to-end latency of signup → verify → login → connect → send
-// → receive, and the peak memory of the all-in-one server with N connected sockets.
+// → receive, and the memory of the gateway holding N connected sockets (RSS per socket).
 //
 //   cargo build --release -p gateway
 //   cd e2e && npm ci && SERVER_BIN=../target/release/gateway node measure.mjs [--rounds 20] [--sockets 1000]
+//   # the production topology (every socket of the fleet on gateway 1):
+//   cargo build --release && E2E_TOPOLOGY=1 TOPOLOGY_BIN_DIR=../target/release node measure.mjs
 //
 // Prints one JSON document. Timings are wall-clock on this machine, client and server together.
 
@@ -95,7 +97,9 @@ async function main() {
     }
     result.loginRefusal = { wrongPassword: summary(wrongPassword), unknownEmail: summary(unknownEmail) };
 
-    result.idleMemory = memory(server.proc.pid);
+    // Memory of the (first) gateway, which holds every socket of the fleet.
+    const gateway = server.at(0);
+    result.idleMemory = memory(server.pid(0));
     // N sockets of 10 users, connected in batches of 100, every on-connect event received.
     const users = [];
     for (let i = 0; i < 10; i++) {
@@ -110,14 +114,15 @@ async function main() {
     for (let i = 0; i < sockets; i += 100) {
       const batch = [];
       for (let j = i; j < Math.min(sockets, i + 100); j++) {
-        const s = socketFor(server, { transports: ['websocket'], auth: { accessToken: users[j % users.length].accessToken } });
+        const s = socketFor(gateway, { transports: ['websocket'], auth: { accessToken: users[j % users.length].accessToken } });
         fleet.push(s);
         batch.push(s.waitFor('group-chat-list', { timeoutMs: 60000 }));
       }
       await Promise.all(batch);
     }
     result.connectAllMs = +(performance.now() - started).toFixed(0);
-    result.connectedMemory = memory(server.proc.pid);
+    result.connectedMemory = memory(server.pid(0));
+    result.rssPerSocketKiB = +(((result.connectedMemory.rssMiB - result.idleMemory.rssMiB) * 1024) / sockets).toFixed(1);
     // One note to self from a socket of user 0 reaches that user's other sockets.
     const targets = fleet.filter((_, i) => i % users.length === 0).slice(1);
     const arrivals = targets.map((s) => s.waitFor('receive-self-message', { timeoutMs: 60000 }));
@@ -125,7 +130,7 @@ async function main() {
     await fleet[0].request('send-self-message', { Content: 'fan-out' });
     await Promise.all(arrivals);
     result.fanOut = { recipients: targets.length, allReceivedMs: +(performance.now() - sendStart).toFixed(1) };
-    result.peakMemory = memory(server.proc.pid);
+    result.peakMemory = memory(server.pid(0));
     for (const s of fleet) s.close();
   } finally {
     await server.stop();

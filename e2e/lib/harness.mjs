@@ -8,7 +8,7 @@
 // gateways, so every test also checks that clients of different gateways see each other.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -110,6 +110,12 @@ export class Server {
   nextUrl() {
     this.turn += 1;
     return this.urls[this.turn % this.urls.length];
+  }
+
+  /** The pid of gateway `i` (the all-in-one server's own), for reading its memory in /proc. */
+  pid(i = 0) {
+    if (!TOPOLOGY) return this.proc.pid;
+    return Number(readFileSync(join(this.dataDir, `gateway-${i + 1}.pid`), 'utf8').trim());
   }
 
   /** This server seen through its gateway `i` only. */

@@ -4,7 +4,7 @@
 //   cargo build --release -p gateway
 //   cd e2e && npm ci && SERVER_BIN=../target/release/gateway node measure.mjs [--rounds 20] [--sockets 1000]
 //   # the production topology (every socket of the fleet on gateway 1):
-//   cargo build --release && E2E_TOPOLOGY=1 TOPOLOGY_BIN_DIR=../target/release node measure.mjs
+//   cargo build --release --workspace && E2E_TOPOLOGY=1 TOPOLOGY_BIN_DIR=../target/release node measure.mjs
 //
 // Prints one JSON document. Timings are wall-clock on this machine, client and server together.
 

@@ -33,6 +33,8 @@ use crate::{delivery, socket};
 const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(3);
 /// Largest Socket.IO message accepted (4,000 characters of content plus envelope, with room).
 const MAX_SOCKET_PAYLOAD: u64 = 64 * 1024;
+/// Read chunk of a WebSocket connection (socketioxide's default is 4 KiB per socket).
+const WS_READ_BUFFER: usize = 1024;
 
 /// Where the read models are projected.
 enum Projection {
@@ -135,6 +137,8 @@ impl Application {
         };
         let (socket_layer, io) = SocketIo::builder()
             .max_payload(MAX_SOCKET_PAYLOAD)
+            // Each WebSocket reads in chunks of this size and keeps the buffer: most frames are small.
+            .ws_read_buffer_size(WS_READ_BUFFER)
             .with_state(state.clone())
             .build_layer();
         socket::register(&io);

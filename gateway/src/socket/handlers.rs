@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use events_schema::{ChatId, Command, UserId};
 use serde_json::{json, Value};
-use socketioxide::extract::{SocketRef, TryData};
+use std::sync::Arc;
+
+use socketioxide::extract::{Event, SocketRef, TryData};
 use tokio::sync::mpsc;
 
 use super::chats;
@@ -61,6 +63,9 @@ type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
 ///
 /// `first` runs before any request (the on-connect events), so a request sent the moment the
 /// socket connects is answered after them; when it answers `false`, no request is handled at all.
+///
+/// One handler per socket routes every event by name (rather than one registered closure per
+/// event, each holding its own copy of the context): an idle socket costs what it holds, once.
 pub fn register(
     socket: &SocketRef,
     state: &AppState,
@@ -68,6 +73,8 @@ pub fn register(
     first: impl Future<Output = bool> + Send + 'static,
 ) {
     let (queue, mut jobs) = mpsc::channel::<Job>(QUEUE_DEPTH);
+    // Boxed, so the greeting's state is freed once sent instead of sizing the task for its life.
+    let first: Pin<Box<dyn Future<Output = bool> + Send>> = Box::pin(first);
     tokio::spawn(async move {
         if !first.await {
             // The session ended during the handshake: nothing this socket sent is acted on.
@@ -77,37 +84,24 @@ pub fn register(
             job.await;
         }
     });
-    let handlers = Handlers {
+    let handlers = Arc::new(Handlers {
         queue,
         state: state.clone(),
         user: user.clone(),
-    };
-    handlers.on(socket, "fetch-user-details", fetch_user_details);
-    handlers.on(socket, "search-user", search_user);
-    handlers.on(socket, "fetch-self-chat", fetch_self_chat);
-    handlers.on(socket, "send-self-message", send_self_message);
-    handlers.on(socket, "check-chat", chats::check_chat);
-    handlers.on(socket, "create-personal-chat", chats::create_personal_chat);
-    handlers.on(socket, "fetch-personal-chat", chats::fetch_personal_chat);
-    handlers.on(
-        socket,
-        "send-personal-message",
-        chats::send_personal_message,
+    });
+    socket.on_fallback(
+        move |socket: SocketRef,
+              Event(event): Event,
+              TryData(data): TryData<Value>,
+              reply: Reply| {
+            // No payload at all (`emit("fetch-user-details")`) reads as null; each request
+            // parser decides whether that is acceptable.
+            let payload = data.unwrap_or(Value::Null);
+            handlers.route(&socket, &event, payload, reply);
+            // The work runs on the socket's worker; socketioxide gets a finished future.
+            std::future::ready(())
+        },
     );
-    handlers.on(
-        socket,
-        "read-personal-message",
-        chats::read_personal_message,
-    );
-    handlers.on(socket, "create-group-chat", chats::create_group_chat);
-    handlers.on(socket, "fetch-group-chat", chats::fetch_group_chat);
-    handlers.on(socket, "send-group-message", chats::send_group_message);
-    handlers.on(socket, "read-group-message", chats::read_group_message);
-    handlers.on(socket, "add-member", chats::add_member);
-    handlers.on(socket, "kickout", chats::kickout);
-    handlers.on(socket, "change-admin", chats::change_admin);
-    handlers.on(socket, "leave-grp", chats::leave_group);
-    handlers.on(socket, "delete-grp", chats::delete_group);
 }
 
 struct Handlers {
@@ -117,51 +111,78 @@ struct Handlers {
 }
 
 impl Handlers {
-    /// Registers `handler` for `event`, answering it exactly once (ack or `request-failed`).
-    fn on<F, Fut>(&self, socket: &SocketRef, event: &'static str, handler: F)
-    where
-        F: Fn(Ctx, Value) -> Fut + Copy + Send + Sync + 'static,
+    /// Queues the request for the socket's worker; an event that names no request is ignored.
+    fn route(&self, socket: &SocketRef, event: &str, payload: Value, reply: Reply) {
+        macro_rules! routes {
+            ($($name:literal => $handler:path),* $(,)?) => {
+                match event {
+                    $($name => self.enqueue(socket, $name, $handler, payload, reply),)*
+                    _ => tracing::debug!(event, "an event that names no request: ignored"),
+                }
+            };
+        }
+        routes! {
+            "fetch-user-details" => fetch_user_details,
+            "search-user" => search_user,
+            "fetch-self-chat" => fetch_self_chat,
+            "send-self-message" => send_self_message,
+            "check-chat" => chats::check_chat,
+            "create-personal-chat" => chats::create_personal_chat,
+            "fetch-personal-chat" => chats::fetch_personal_chat,
+            "send-personal-message" => chats::send_personal_message,
+            "read-personal-message" => chats::read_personal_message,
+            "create-group-chat" => chats::create_group_chat,
+            "fetch-group-chat" => chats::fetch_group_chat,
+            "send-group-message" => chats::send_group_message,
+            "read-group-message" => chats::read_group_message,
+            "add-member" => chats::add_member,
+            "kickout" => chats::kickout,
+            "change-admin" => chats::change_admin,
+            "leave-grp" => chats::leave_group,
+            "delete-grp" => chats::delete_group,
+        }
+    }
+
+    /// Queues `handler` for `event`, answering it exactly once (ack or `request-failed`); a full
+    /// queue is answered `rate_limited` at once.
+    fn enqueue<F, Fut>(
+        &self,
+        socket: &SocketRef,
+        event: &'static str,
+        handler: F,
+        payload: Value,
+        reply: Reply,
+    ) where
+        F: FnOnce(Ctx, Value) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Answer, Failure>> + Send + 'static,
     {
-        let state = self.state.clone();
-        let user = self.user.clone();
-        let queue = self.queue.clone();
-        socket.on(
-            event,
-            move |socket: SocketRef, TryData(data): TryData<Value>, reply: Reply| {
-                let Ok(slot) = queue.try_reserve() else {
-                    reply.fail(&socket, event, &Failure::rate_limited());
-                    return std::future::ready(());
-                };
-                let ctx = Ctx {
-                    state: state.clone(),
-                    user: user.clone(),
-                    socket: socket.clone(),
-                };
-                // No payload at all (`emit("fetch-user-details")`) reads as null; each request
-                // parser decides whether that is acceptable.
-                let payload = data.unwrap_or(Value::Null);
-                slot.send(Box::pin(async move {
-                    let result = tokio::time::timeout(REQUEST_TIMEOUT, handler(ctx, payload))
-                        .await
-                        .unwrap_or_else(|_| {
-                            tracing::warn!(event, "request timed out");
-                            Err(Failure::internal())
-                        });
-                    match result {
-                        Ok(answer) => {
-                            if let Some((name, payload)) = &answer.emit {
-                                socket.emit(*name, payload).ok();
-                            }
-                            reply.ok(answer.ack);
-                        }
-                        Err(failure) => reply.fail(&socket, event, &failure),
+        let Ok(slot) = self.queue.try_reserve() else {
+            reply.fail(socket, event, &Failure::rate_limited());
+            return;
+        };
+        let ctx = Ctx {
+            state: self.state.clone(),
+            user: self.user.clone(),
+            socket: socket.clone(),
+        };
+        let socket = socket.clone();
+        slot.send(Box::pin(async move {
+            let result = tokio::time::timeout(REQUEST_TIMEOUT, handler(ctx, payload))
+                .await
+                .unwrap_or_else(|_| {
+                    tracing::warn!(event, "request timed out");
+                    Err(Failure::internal())
+                });
+            match result {
+                Ok(answer) => {
+                    if let Some((name, payload)) = &answer.emit {
+                        socket.emit(*name, payload).ok();
                     }
-                }));
-                // The work runs on the socket's worker; socketioxide gets a finished future.
-                std::future::ready(())
-            },
-        );
+                    reply.ok(answer.ack);
+                }
+                Err(failure) => reply.fail(&socket, event, &failure),
+            }
+        }));
     }
 }
 

@@ -11,7 +11,7 @@ use command_service::aggregates::chat::Chat;
 use command_service::aggregates::Aggregate;
 use command_service::CommandService;
 use criterion::{criterion_group, criterion_main, Criterion};
-use events_schema::events::{MessageSent, PersonalChatCreated};
+use events_schema::events::{MessageFormat, MessageSent, PersonalChatCreated};
 use events_schema::{
     ChatId, ChatKind, Command, CommandEnvelope, CommandOutcome, Content, DomainEvent,
     EventMetadata, MessageId, RecordedEvent, UserId,
@@ -36,6 +36,7 @@ fn message(chat: &ChatId, sender: &UserId, i: usize) -> DomainEvent {
         message_id: MessageId::generate(),
         sender_id: sender.clone(),
         content: Content::parse(&format!("message {i}")).unwrap(),
+        format: MessageFormat::Text,
         client_id: None,
     }
     .into()

@@ -65,6 +65,8 @@ pub struct GroupCreated {
 
 /// A message was written to a chat. Its time is the envelope's `occurredAt`, its place in the chat
 /// the envelope's stream `version`.
+///
+/// Schema version 2 added `format` (version 1 messages were all plain text: see [`upcast`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageSent {
@@ -72,8 +74,62 @@ pub struct MessageSent {
     pub message_id: MessageId,
     pub sender_id: UserId,
     pub content: Content,
+    /// How `content` is to be read. Required from version 2 on (no serde default: a version 1
+    /// payload only decodes through its upcaster).
+    pub format: MessageFormat,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<ClientId>,
+}
+
+/// How a message's content is to be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageFormat {
+    /// Plain text, shown as written (every message the ExpressChat protocol can send).
+    Text,
+}
+
+/// Brings a payload stored as `version` of `event_type` one version forward. Each step is a pure
+/// JSON rewrite, so every reader (decisions, projections, delivery, audit, replay) sees events in
+/// the current shape, and the log itself is never edited.
+fn upcast_step(event_type: &str, version: u32, payload: &mut serde_json::Value) {
+    // One upcaster so far; every later schema change adds its arm here.
+    #[allow(clippy::single_match)]
+    match (event_type, version) {
+        // Version 2 of MessageSent: the format, plain text for everything written before.
+        ("MessageSent", 1) => {
+            if let Some(fields) = payload.as_object_mut() {
+                fields
+                    .entry("format")
+                    .or_insert_with(|| serde_json::Value::from("text"));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The payload of a stored event in the current schema version of its type, as JSON.
+pub fn upcast(
+    event_type: &str,
+    schema_version: u32,
+    payload: &str,
+) -> Result<serde_json::Value, DecodeError> {
+    let current = DomainEvent::current_version(event_type)?;
+    if schema_version == 0 || schema_version > current {
+        return Err(DecodeError::UnknownVersion {
+            event_type: event_type.to_owned(),
+            version: schema_version,
+        });
+    }
+    let mut value: serde_json::Value =
+        serde_json::from_str(payload).map_err(|source| DecodeError::Malformed {
+            event_type: event_type.to_owned(),
+            source,
+        })?;
+    for version in schema_version..current {
+        upcast_step(event_type, version, &mut value);
+    }
+    Ok(value)
 }
 
 /// A member read a chat up to and including a message (a read pointer, not one event per message).
@@ -183,19 +239,29 @@ macro_rules! catalogue {
                 encoded.unwrap_or_default()
             }
 
-            /// Decodes a stored payload of any known schema version, upcasting old versions.
-            pub fn decode(event_type: &str, schema_version: u32, payload: &str) -> Result<Self, DecodeError> {
-                let current = Self::CATALOGUE
+            /// The current schema version of `event_type`.
+            pub fn current_version(event_type: &str) -> Result<u32, DecodeError> {
+                Self::CATALOGUE
                     .iter()
                     .find(|(name, _)| *name == event_type)
                     .map(|(_, v)| *v)
-                    .ok_or_else(|| DecodeError::UnknownType(event_type.to_owned()))?;
-                if schema_version == 0 || schema_version > current {
-                    return Err(DecodeError::UnknownVersion { event_type: event_type.to_owned(), version: schema_version });
-                }
+                    .ok_or_else(|| DecodeError::UnknownType(event_type.to_owned()))
+            }
+
+            /// Decodes a stored payload of any known schema version, upcasting old versions.
+            pub fn decode(event_type: &str, schema_version: u32, payload: &str) -> Result<Self, DecodeError> {
+                let current = Self::current_version(event_type)?;
                 let malformed = |source| DecodeError::Malformed { event_type: event_type.to_owned(), source };
+                if schema_version == current {
+                    // The common case: no detour through a JSON tree.
+                    return match event_type {
+                        $(stringify!($variant) => serde_json::from_str::<$variant>(payload).map(DomainEvent::$variant).map_err(malformed),)*
+                        other => Err(DecodeError::UnknownType(other.to_owned())),
+                    };
+                }
+                let value = upcast(event_type, schema_version, payload)?;
                 match event_type {
-                    $(stringify!($variant) => serde_json::from_str::<$variant>(payload).map(DomainEvent::$variant).map_err(malformed),)*
+                    $(stringify!($variant) => serde_json::from_value::<$variant>(value).map(DomainEvent::$variant).map_err(malformed),)*
                     other => Err(DecodeError::UnknownType(other.to_owned())),
                 }
             }
@@ -210,7 +276,7 @@ catalogue! {
     SelfChatCreated => 1,
     PersonalChatCreated => 1,
     GroupCreated => 1,
-    MessageSent => 1,
+    MessageSent => 2,
     MessageRead => 1,
     MemberAdded => 1,
     MemberRemoved => 1,
@@ -259,6 +325,45 @@ impl DomainEvent {
 mod tests {
     use super::*;
 
+    #[test]
+    fn version_1_messages_load_upcast_to_plain_text() {
+        let stored = crate::fixtures::v1_personal_chat();
+        let sent: Vec<MessageSent> = stored
+            .iter()
+            .filter_map(|e| match DomainEvent::from_recorded(e) {
+                Ok(DomainEvent::MessageSent(m)) => Some(m),
+                Ok(_) => None,
+                Err(err) => panic!("fixture event {} does not load: {err}", e.position),
+            })
+            .collect();
+        assert_eq!(sent.len(), 2);
+        assert!(sent.iter().all(|m| m.format == MessageFormat::Text));
+        assert_eq!(sent[1].client_id.as_ref().map(|c| c.as_str()), Some("c-1"));
+        // Without its upcaster a version 1 payload is not a valid MessageSent: the step is needed.
+        let v1 = stored
+            .iter()
+            .find(|e| e.event_type == "MessageSent")
+            .unwrap();
+        assert_eq!(v1.schema_version, 1);
+        assert!(serde_json::from_str::<MessageSent>(&v1.payload).is_err());
+        // The upcast payload is the current shape, field for field.
+        let data = upcast("MessageSent", 1, &v1.payload).unwrap();
+        assert_eq!(data["format"], "text");
+        assert_eq!(data["content"], "Hello, Grace");
+    }
+
+    #[test]
+    fn versions_beyond_the_current_one_are_refused() {
+        assert!(matches!(
+            DomainEvent::decode("MessageSent", 3, "{}"),
+            Err(DecodeError::UnknownVersion { .. })
+        ));
+        assert!(matches!(
+            upcast("NoSuchEvent", 1, "{}"),
+            Err(DecodeError::UnknownType(_))
+        ));
+    }
+
     fn sample() -> Vec<DomainEvent> {
         let u = UserId::parse("u1").unwrap();
         let c = ChatId::parse("c1").unwrap();
@@ -279,6 +384,7 @@ mod tests {
                 message_id: MessageId::parse("m1").unwrap(),
                 sender_id: u.clone(),
                 content: Content::parse("hi").unwrap(),
+                format: MessageFormat::Text,
                 client_id: None,
             }
             .into(),
@@ -307,13 +413,15 @@ mod tests {
             message_id: MessageId::parse("m1").unwrap(),
             sender_id: UserId::parse("u1").unwrap(),
             content: Content::parse("hi").unwrap(),
+            format: MessageFormat::Text,
             client_id: Some(ClientId::parse("k").unwrap()),
         }
         .into();
         assert_eq!(
             e.payload(),
-            r#"{"chatId":"c1","messageId":"m1","senderId":"u1","content":"hi","clientId":"k"}"#
+            r#"{"chatId":"c1","messageId":"m1","senderId":"u1","content":"hi","format":"text","clientId":"k"}"#
         );
+        assert_eq!(e.schema_version(), 2);
         let kicked: DomainEvent = MemberRemoved {
             chat_id: ChatId::parse("g").unwrap(),
             member: UserId::parse("u").unwrap(),

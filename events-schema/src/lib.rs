@@ -10,6 +10,7 @@
 pub mod commands;
 pub mod envelope;
 pub mod events;
+pub mod fixtures;
 pub mod ids;
 pub mod streams;
 pub mod values;

@@ -54,6 +54,8 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     pub auth_rate_limit: RateLimit,
     pub trust_proxy: bool,
+    /// The bearer token of the audit routes; `None`: the routes do not exist.
+    pub audit_token: Option<String>,
 }
 
 impl Settings {
@@ -125,6 +127,11 @@ impl Settings {
             Some(s) if s.len() < 32 => return Err(bad("AUTH_SECRET", "must be at least 32 bytes")),
             Some(s) => Some(s.into_bytes()),
         };
+        let audit_token = match get("AUDIT_TOKEN") {
+            None => None,
+            Some(t) if t.len() < 16 => return Err(bad("AUDIT_TOKEN", "must be at least 16 bytes")),
+            Some(t) => Some(t),
+        };
         let access_token_ttl = duration("ACCESS_TOKEN_TTL", get("ACCESS_TOKEN_TTL"), "15m")?;
         let refresh_token_ttl = duration("REFRESH_TOKEN_TTL", get("REFRESH_TOKEN_TTL"), "30d")?;
         let allowed_origins = match get("ALLOWED_ORIGINS") {
@@ -167,6 +174,7 @@ impl Settings {
             allowed_origins,
             auth_rate_limit,
             trust_proxy,
+            audit_token,
         })
     }
 
@@ -252,6 +260,10 @@ impl fmt::Debug for Settings {
             .field("allowed_origins", &self.allowed_origins)
             .field("auth_rate_limit", &self.auth_rate_limit)
             .field("trust_proxy", &self.trust_proxy)
+            .field(
+                "audit_token",
+                &self.audit_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }

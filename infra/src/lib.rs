@@ -1,6 +1,7 @@
 //! Adapters shared by the services. `infra` implements the ports the services need (event store,
 //! databases, mail, configuration) and knows nothing of chat rules.
 
+pub mod audit;
 pub mod bus;
 pub mod config;
 pub mod db;
@@ -11,4 +12,6 @@ pub mod process;
 pub mod relay;
 pub mod testing;
 
-pub use event_store::{AppendResult, EventStore, ExpectedVersion, StoreError};
+pub use event_store::{
+    AppendResult, AuditQuery, AuditSubject, EventStore, ExpectedVersion, StoreError,
+};

@@ -4,13 +4,14 @@ use std::future::Future;
 
 use tracing_subscriber::EnvFilter;
 
-/// Logs to stdout; `RUST_LOG` overrides the default (`info`). Colours only on a terminal.
+/// Logs to stderr (stdout stays free for what a command prints); `RUST_LOG` overrides the default (`info`). Colours only on a terminal.
 pub fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 

@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use events_schema::{EventMetadata, NewEvent, RecordedEvent};
+use events_schema::events::MessageFormat;
+use events_schema::{DomainEvent, EventMetadata, NewEvent, RecordedEvent};
 use futures::StreamExt;
 use infra::event_store::open_event_store;
-use infra::{EventStore, ExpectedVersion, StoreError};
+use infra::{AuditQuery, AuditSubject, EventStore, ExpectedVersion, StoreError};
 use uuid::Uuid;
 
 /// A place a store lives, which can be opened again to simulate a restart.
@@ -379,6 +380,136 @@ async fn another_writer_on_the_same_database_is_noticed(b: &dyn Backend) {
     assert!(positions.windows(2).all(|w| w[0] < w[1]));
 }
 
+async fn old_schema_versions_are_kept_as_written_and_load_upcast(b: &dyn Backend) {
+    let store = b.open().await;
+    let fixture = events_schema::fixtures::v1_personal_chat();
+    for old in &fixture {
+        let expected = match old.version {
+            0 => ExpectedVersion::NoStream,
+            v => ExpectedVersion::Exact(v - 1),
+        };
+        store
+            .append(
+                &old.stream,
+                expected,
+                vec![events_schema::fixtures::as_new(old)],
+            )
+            .await
+            .unwrap();
+    }
+    let read = store.read_all(0, 100).await.unwrap();
+    assert_eq!(read.len(), fixture.len());
+    let mut messages = 0;
+    for (stored, old) in read.iter().zip(&fixture) {
+        // The log keeps what was written: version 1, byte for byte.
+        assert_eq!(
+            (
+                stored.schema_version,
+                stored.payload.as_str(),
+                stored.event_id
+            ),
+            (old.schema_version, old.payload.as_str(), old.event_id)
+        );
+        if let DomainEvent::MessageSent(sent) =
+            DomainEvent::from_recorded(stored).expect("an old event loads")
+        {
+            assert_eq!(sent.format, MessageFormat::Text);
+            messages += 1;
+        }
+    }
+    assert_eq!(messages, 2);
+}
+
+async fn audit_pages_follow_a_stream_or_an_actor_with_filters(b: &dyn Backend) {
+    let store = b.open().await;
+    let at =
+        |s: i64| chrono::DateTime::from_timestamp_millis(1_800_000_000_000 + s * 1000).unwrap();
+    let write = |stream: &'static str, actor: &'static str, kind: &'static str, t: i64| {
+        let mut e = event("{}");
+        e.metadata.actor = Some(actor.into());
+        e.event_type = kind.into();
+        e.occurred_at = at(t);
+        (stream, e)
+    };
+    let plan = vec![
+        write("chat-a", "ann", "MessageSent", 0),
+        write("chat-b", "bob", "MessageSent", 1),
+        write("chat-a", "bob", "MessageRead", 2),
+        write("chat-a", "ann", "MessageSent", 3),
+        write("chat-b", "ann", "MemberAdded", 4),
+        write("chat-a", "ann", "GroupDeleted", 5),
+    ];
+    for (stream, e) in plan {
+        store
+            .append(stream, ExpectedVersion::Any, vec![e])
+            .await
+            .unwrap();
+    }
+    let query = |subject: AuditSubject| AuditQuery {
+        subject,
+        after: 0,
+        limit: 100,
+        since: None,
+        until: None,
+        event_type: None,
+    };
+    let kinds = |events: &[RecordedEvent]| {
+        events
+            .iter()
+            .map(|e| (e.stream.clone(), e.event_type.clone()))
+            .collect::<Vec<_>>()
+    };
+    let chat_a = store
+        .audit(&query(AuditSubject::Stream("chat-a".into())))
+        .await
+        .unwrap();
+    assert_eq!(chat_a.len(), 4);
+    assert!(chat_a.windows(2).all(|w| w[0].position < w[1].position));
+    assert!(chat_a.iter().all(|e| e.stream == "chat-a"));
+    let ann = store
+        .audit(&query(AuditSubject::Actor("ann".into())))
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds(&ann),
+        vec![
+            ("chat-a".into(), "MessageSent".into()),
+            ("chat-a".into(), "MessageSent".into()),
+            ("chat-b".into(), "MemberAdded".into()),
+            ("chat-a".into(), "GroupDeleted".into()),
+        ]
+    );
+    // Pages: after the last position of the previous one.
+    let mut paged = Vec::new();
+    let mut q = query(AuditSubject::Stream("chat-a".into()));
+    q.limit = 3;
+    loop {
+        let page = store.audit(&q).await.unwrap();
+        let Some(last) = page.last() else { break };
+        q.after = last.position;
+        paged.extend(page);
+    }
+    assert_eq!(paged, chat_a);
+    // Filters: a time range [since, until) and a type.
+    let mut q = query(AuditSubject::Stream("chat-a".into()));
+    q.since = Some(at(2));
+    q.until = Some(at(5));
+    assert_eq!(
+        kinds(&store.audit(&q).await.unwrap()),
+        vec![
+            ("chat-a".into(), "MessageRead".into()),
+            ("chat-a".into(), "MessageSent".into())
+        ]
+    );
+    q.event_type = Some("MessageSent".into());
+    assert_eq!(store.audit(&q).await.unwrap().len(), 1);
+    assert!(store
+        .audit(&query(AuditSubject::Actor("nobody".into())))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 macro_rules! contract_tests {
     ($backend:ident, $new:expr) => {
         mod $backend {
@@ -418,6 +549,16 @@ macro_rules! contract_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn another_writer_on_the_same_database_is_noticed() {
                 super::another_writer_on_the_same_database_is_noticed(&$new().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn old_schema_versions_are_kept_as_written_and_load_upcast() {
+                super::old_schema_versions_are_kept_as_written_and_load_upcast(&$new().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn audit_pages_follow_a_stream_or_an_actor_with_filters() {
+                super::audit_pages_follow_a_stream_or_an_actor_with_filters(&$new().await).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

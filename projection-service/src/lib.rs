@@ -6,6 +6,7 @@
 //! changes nothing. [`run`] follows the log from the checkpoint forever. [`queries`] are the reads
 //! the gateway answers with.
 
+pub mod audit_cli;
 pub mod nats;
 mod projector;
 pub mod queries;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use events_schema::events::{
-    GroupCreated, MemberRemoved, MessageRead, MessageSent, PersonalChatCreated, RemovalReason,
-    SelfChatCreated, UserRegistered, UserRenamed, UserVerified,
+    GroupCreated, MemberRemoved, MessageFormat, MessageRead, MessageSent, PersonalChatCreated,
+    RemovalReason, SelfChatCreated, UserRegistered, UserRenamed, UserVerified,
 };
 use events_schema::{
     ChatId, Content, DomainEvent, EventMetadata, MessageId, RecordedEvent, UserId, UserName,
@@ -125,6 +125,7 @@ impl Log {
                 message_id: id.clone(),
                 sender_id: sender.clone(),
                 content: Content::parse(text).unwrap(),
+                format: MessageFormat::Text,
                 client_id: None,
             },
         );

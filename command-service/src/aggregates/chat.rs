@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use events_schema::events::{
-    AdminChanged, GroupCreated, GroupDeleted, MemberAdded, MemberRemoved, MessageRead, MessageSent,
-    PersonalChatCreated, RemovalReason,
+    AdminChanged, GroupCreated, GroupDeleted, MemberAdded, MemberRemoved, MessageFormat,
+    MessageRead, MessageSent, PersonalChatCreated, RemovalReason,
 };
 use events_schema::{
     Accepted, ChatId, ChatKind, ClientId, Content, Description, DomainEvent, GroupName, MessageId,
@@ -214,6 +214,7 @@ impl Chat {
             message_id,
             sender_id: sender.clone(),
             content: content.clone(),
+            format: MessageFormat::Text,
             client_id: client_id.cloned(),
         }
         .into()]))

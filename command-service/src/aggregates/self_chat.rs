@@ -1,7 +1,7 @@
 //! The self chat (stream `chat-<userId>`): notes to self. Its state never holds the messages, only
 //! what decisions need: who owns it, and the recent `ClientId`s for idempotent sends.
 
-use events_schema::events::{MessageSent, SelfChatCreated};
+use events_schema::events::{MessageFormat, MessageSent, SelfChatCreated};
 use events_schema::{
     Accepted, ChatId, ClientId, Content, DomainEvent, MessageId, Position, RecordedEvent,
     RefusalCode, UserId,
@@ -79,6 +79,7 @@ impl SelfChat {
             message_id,
             sender_id: sender.clone(),
             content: content.clone(),
+            format: MessageFormat::Text,
             client_id: client_id.cloned(),
         }
         .into()]))
@@ -128,6 +129,7 @@ mod tests {
             message_id: m.clone(),
             sender_id: me.clone(),
             content: hi.clone(),
+            format: MessageFormat::Text,
             client_id: None,
         };
         assert_eq!(
@@ -146,6 +148,7 @@ mod tests {
             message_id: m.clone(),
             sender_id: me.clone(),
             content: hi.clone(),
+            format: MessageFormat::Text,
             client_id: Some(key.clone()),
         };
         let chat: SelfChat = given(&[created(&me), first.into()]);
@@ -168,6 +171,7 @@ mod tests {
                     message_id: MessageId::parse(&format!("m{i}")).unwrap(),
                     sender_id: me.clone(),
                     content: Content::parse("x").unwrap(),
+                    format: MessageFormat::Text,
                     client_id: Some(ClientId::parse(&format!("k{i}")).unwrap()),
                 }
                 .into(),

@@ -6,6 +6,7 @@ pub mod error;
 pub mod rate_limit;
 
 mod accounts;
+mod audit;
 mod health;
 mod sessions;
 
@@ -29,6 +30,8 @@ pub fn router() -> Router<AppState> {
         .route("/update-access-token", post(sessions::update_access_token))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        .route("/audit/chats/{chat_id}/events", get(audit::chat_events))
+        .route("/audit/users/{user_id}/events", get(audit::user_events))
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
 }
 

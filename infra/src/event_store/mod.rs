@@ -75,6 +75,30 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// Whose history an audit reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditSubject {
+    /// Every event of one stream (a chat's whole life).
+    Stream(String),
+    /// Every event whose acting user is this one, in any stream.
+    Actor(String),
+}
+
+/// A page of an audit: events after a position, optionally only within a time range and of one
+/// type, in log order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub subject: AuditSubject,
+    pub after: Position,
+    pub limit: usize,
+    /// Only events that occurred at or after this time.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only events that occurred before this time.
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only events of this type.
+    pub event_type: Option<String>,
+}
+
 /// The event store.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
@@ -98,6 +122,11 @@ pub trait EventStore: Send + Sync + 'static {
     /// Reads up to `max` events of the global log with position > `after`, in position order.
     async fn read_all(&self, after: Position, max: usize)
         -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// A page of history (see [`AuditQuery`]): at most `limit` events, in position order. A page
+    /// costs the same however long the history before it (EventStoreDB: a stream read, or the
+    /// `$by-actor` style projection, filtered).
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// The position of the last event in the log (0 when empty).
     async fn head(&self) -> Result<Position, StoreError>;

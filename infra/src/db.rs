@@ -30,7 +30,15 @@ impl Database {
     /// Connects to `url` (`sqlite://path` or `postgres://…`). A SQLite file and its directory are
     /// created when missing, and put in WAL mode so readers never wait for the writer.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        Self::connect_with_schema(url, None).await
+    }
+
+    /// [`Database::connect`], with every PostgreSQL connection's `search_path` set to `schema`
+    /// (which must exist): unqualified table names then mean that schema's tables. A replay builds
+    /// fresh read models this way, beside the live ones, with the projector's own statements.
+    pub async fn connect_with_schema(url: &str, schema: Option<&str>) -> anyhow::Result<Self> {
         install_default_drivers();
+        let search_path = schema.map(|s| format!("SET search_path TO {s}"));
         let kind = if url.starts_with("sqlite:") {
             DbKind::Sqlite
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -46,10 +54,14 @@ impl Database {
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _| {
+                let search_path = search_path.clone();
                 Box::pin(async move {
                     if kind == DbKind::Sqlite {
                         conn.execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
                             .await?;
+                    }
+                    if let Some(set) = search_path {
+                        conn.execute(set.as_str()).await?;
                     }
                     Ok(())
                 })

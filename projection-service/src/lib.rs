@@ -10,5 +10,6 @@ pub mod audit_cli;
 pub mod nats;
 mod projector;
 pub mod queries;
+pub mod replay;
 
 pub use projector::{run, Projector};

@@ -15,6 +15,7 @@ use infra::config::Settings;
 use infra::db::Database;
 use infra::event_store::open_event_store;
 use projection_service::audit_cli::{self, Format, Whose};
+use projection_service::replay::{replay, ReplayOptions, ReplayOutcome, PROJECTIONS};
 use projection_service::{run, Projector};
 use tokio::sync::watch;
 
@@ -57,6 +58,27 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Rebuild read models from position 0 into fresh tables while the live ones keep serving,
+    /// compare them with the live ones at the same position, and swap them in atomically.
+    /// Resumes where an interrupted replay stopped.
+    Replay {
+        /// Every projection.
+        #[arg(
+            long,
+            conflicts_with = "projection",
+            required_unless_present = "projection"
+        )]
+        all: bool,
+        /// One projection, by name (read_models).
+        #[arg(long)]
+        projection: Option<String>,
+        /// Swap even when the rebuilt tables differ from the live ones (after reporting it).
+        #[arg(long)]
+        force: bool,
+        /// Stop after rebuilding this many events (run again to resume).
+        #[arg(long)]
+        stop_after: Option<u64>,
+    },
 }
 
 #[tokio::main]
@@ -95,8 +117,25 @@ async fn main() -> ExitCode {
                 (None, None) => Err(anyhow::anyhow!("audit needs --chat or --user")),
             }
         }
+        Command::Replay {
+            all,
+            projection,
+            force,
+            stop_after,
+        } => {
+            let names: Vec<String> = match (all, projection) {
+                (_, Some(name)) => vec![name],
+                (true, None) => PROJECTIONS.iter().map(|p| (*p).to_owned()).collect(),
+                (false, None) => vec![],
+            };
+            replay_all(settings, names, force, stop_after).await
+        }
     };
     match done {
+        Err(e) if e.downcast_ref::<ReplayDiffers>().is_some() => {
+            eprintln!("projection-service: {e:#}");
+            ExitCode::from(3)
+        }
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("projection-service: {e:#}");
@@ -146,5 +185,79 @@ async fn audit(
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     audit_cli::print(store.as_ref(), whose, params, format, &mut out).await?;
+    Ok(())
+}
+
+/// The rebuilt tables differ from the live ones: reported, not swapped (exit code 3).
+#[derive(Debug)]
+struct ReplayDiffers;
+
+impl std::fmt::Display for ReplayDiffers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not swapped")
+    }
+}
+
+impl std::error::Error for ReplayDiffers {}
+
+async fn replay_all(
+    settings: Settings,
+    projections: Vec<String>,
+    force: bool,
+    stop_after: Option<u64>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !projections.is_empty(),
+        "replay needs --all or --projection NAME"
+    );
+    let store = open_event_store(&settings.event_store_url)
+        .await
+        .map_err(|e| anyhow::anyhow!("event store (EVENT_STORE_URL) unavailable: {e:#}"))?;
+    let mut differs = false;
+    for projection in projections {
+        let options = ReplayOptions {
+            projection: projection.clone(),
+            force,
+            stop_after,
+        };
+        let started = std::time::Instant::now();
+        match replay(store.clone(), &settings.database_url, &options).await? {
+            None => println!(
+                "{projection}: stopped after {} events as asked; run again to resume",
+                stop_after.unwrap_or(0)
+            ),
+            Some(ReplayOutcome::Swapped {
+                position,
+                events,
+                differed,
+            }) => {
+                let seconds = started.elapsed().as_secs_f64();
+                println!(
+                    "{projection}: rebuilt from {events} events in {seconds:.1} s ({:.0} events/s) and swapped in at position {position}{}",
+                    events as f64 / seconds.max(1e-3),
+                    if differed.is_empty() {
+                        String::from("; every table matched the live one")
+                    } else {
+                        format!("; forced although these differed: {}", differed.join(", "))
+                    }
+                );
+            }
+            Some(ReplayOutcome::Differs {
+                position,
+                tables,
+                kept,
+            }) => {
+                differs = true;
+                println!(
+                    "{projection}: at position {position} the rebuilt tables differ from the live ones in: {}; \
+                     nothing was swapped (the rebuilt tables are kept in {kept}; --force swaps them in)",
+                    tables.join(", ")
+                );
+            }
+        }
+    }
+    if differs {
+        return Err(ReplayDiffers.into());
+    }
     Ok(())
 }

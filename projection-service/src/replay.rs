@@ -1,0 +1,488 @@
+//! Replay: rebuild a projection from position 0 into fresh tables while the live ones keep
+//! serving, check the rebuilt tables against the live ones at the same position, then swap them
+//! in atomically.
+//!
+//! - The fresh tables live beside the live ones: in a schema `replay_<projection>` of the same
+//!   PostgreSQL database, or in a SQLite file next to the live one (`<file>-replay-<projection>`).
+//!   They are written by the projector's own code, with their own checkpoint, so an interrupted
+//!   replay resumes where it stopped.
+//! - The swap is one transaction on the live database that holds off the live projector (an
+//!   EXCLUSIVE table lock on PostgreSQL, which readers pass; an IMMEDIATE transaction on SQLite,
+//!   whose readers keep their snapshot), finds the live checkpoint equal to the rebuilt one (else
+//!   it lets go, catches up and tries again), compares a SHA-256 of every table's rows in key
+//!   order, and only when they agree (or with `force`) replaces the live rows with the rebuilt
+//!   ones. Readers see the old rows until the commit and the new ones after it.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use events_schema::Position;
+use futures::TryStreamExt as _;
+use infra::db::{Database, DbKind};
+use infra::EventStore;
+use sha2::{Digest, Sha256};
+use sqlx::{Any, AnyConnection, Connection as _, Executor as _, Row as _};
+
+use crate::projector::{Projector, CHECKPOINT};
+
+/// The projections a replay can rebuild.
+pub const PROJECTIONS: &[&str] = &[CHECKPOINT];
+
+/// Events read from the log per batch (one read-model transaction each).
+const BATCH: usize = 2048;
+/// How long the replay waits for the live projection to reach the replay's position.
+const LIVE_WAIT: Duration = Duration::from_secs(60);
+/// How many times the swap lets go to catch up with a live projection that moved meanwhile.
+const SWAP_ATTEMPTS: usize = 50;
+
+/// The tables of the `read_models` projection, in the order rows are inserted (parents first),
+/// with each table's columns and key.
+const TABLES: &[Table] = &[
+    Table {
+        name: "projection_checkpoints",
+        columns: &["name", "position"],
+        key: "name",
+    },
+    Table {
+        name: "users",
+        columns: &["user_id", "name", "name_folded", "verified"],
+        key: "user_id",
+    },
+    Table {
+        name: "chats",
+        columns: &[
+            "chat_id",
+            "kind",
+            "name",
+            "description",
+            "admin",
+            "deleted",
+            "created_at",
+            "last_version",
+            "last_chat",
+        ],
+        key: "chat_id",
+    },
+    Table {
+        name: "chat_members",
+        columns: &["chat_id", "user_id", "read_version"],
+        key: "chat_id, user_id",
+    },
+    Table {
+        name: "messages",
+        columns: &[
+            "chat_id",
+            "version",
+            "message_id",
+            "sender_id",
+            "content",
+            "sent_at",
+        ],
+        key: "chat_id, version",
+    },
+];
+
+struct Table {
+    name: &'static str,
+    columns: &'static [&'static str],
+    key: &'static str,
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayOutcome {
+    /// The rebuilt tables replaced the live ones at `position`.
+    Swapped {
+        position: Position,
+        events: u64,
+        /// Tables whose rows differed (swapped anyway, with `force`).
+        differed: Vec<String>,
+    },
+    /// The rebuilt tables differ from the live ones at `position`; nothing was swapped and the
+    /// rebuilt tables were kept for inspection.
+    Differs {
+        position: Position,
+        tables: Vec<String>,
+        kept: String,
+    },
+}
+
+/// How to replay.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// The projection to rebuild (one of [`PROJECTIONS`]).
+    pub projection: String,
+    /// Swap even when the rebuilt tables differ from the live ones.
+    pub force: bool,
+    /// Stop after this many events of rebuilding (as if interrupted), leaving the fresh tables
+    /// and their checkpoint for the next run. For tests and for replaying in slices.
+    pub stop_after: Option<u64>,
+}
+
+/// Where the fresh tables of a replay live.
+struct Shadow {
+    db: Database,
+    /// How the live database's connection names the fresh tables' namespace.
+    namespace: String,
+    /// The SQLite file (to attach and, after the swap, remove).
+    file: Option<PathBuf>,
+}
+
+async fn open_shadow(live_url: &str, live: &Database, projection: &str) -> anyhow::Result<Shadow> {
+    match live.kind {
+        DbKind::Postgres => {
+            let schema = format!("replay_{projection}");
+            live.pool
+                .execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+                .await
+                .context("creating the replay schema")?;
+            let db = Database::connect_with_schema(live_url, Some(&schema)).await?;
+            Ok(Shadow {
+                db,
+                namespace: schema,
+                file: None,
+            })
+        }
+        DbKind::Sqlite => {
+            let path = sqlite_path(live_url)?;
+            let file = PathBuf::from(format!("{}-replay-{projection}", path.display()));
+            let db = Database::connect(&format!("sqlite://{}", file.display())).await?;
+            Ok(Shadow {
+                db,
+                namespace: "replay".into(),
+                file: Some(file),
+            })
+        }
+    }
+}
+
+fn sqlite_path(url: &str) -> anyhow::Result<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .context("not a sqlite URL")?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    anyhow::ensure!(
+        !path.is_empty() && path != ":memory:",
+        "a replay needs a SQLite file"
+    );
+    Ok(PathBuf::from(path))
+}
+
+/// Reports progress: a bar on a terminal, a log line every few seconds otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    started: Instant,
+    last_line: Instant,
+    events: u64,
+}
+
+impl Progress {
+    fn new(from: Position, head: Position) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(head);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} positions  {msg}  {per_sec}  eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_position(from);
+            bar
+        });
+        Self {
+            bar,
+            started: Instant::now(),
+            last_line: Instant::now(),
+            events: 0,
+        }
+    }
+
+    fn advance(&mut self, position: Position, events: usize, head: Position) {
+        self.events += events as u64;
+        let rate = self.events as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+        match &self.bar {
+            Some(bar) => {
+                bar.set_length(head.max(position));
+                bar.set_position(position);
+                bar.set_message(format!("{} events, {rate:.0}/s", self.events));
+            }
+            None if self.last_line.elapsed() >= Duration::from_secs(2) => {
+                self.last_line = Instant::now();
+                let left = head.saturating_sub(position) as f64 / rate.max(1.0);
+                tracing::info!(
+                    position,
+                    head,
+                    events = self.events,
+                    per_second = rate as u64,
+                    seconds_left = left as u64,
+                    "replaying"
+                );
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Applies the log to `projector` from its checkpoint up to `until` (inclusive; `None`: the head
+/// as it moves), at most `budget` events. Returns the checkpoint reached and the events applied.
+async fn rebuild(
+    store: &dyn EventStore,
+    projector: &Projector,
+    until: Option<Position>,
+    budget: Option<u64>,
+    progress: &mut Progress,
+) -> anyhow::Result<(Position, u64)> {
+    let mut position = projector.checkpoint().await?;
+    let mut applied = 0u64;
+    loop {
+        let head = store.head().await?;
+        let target = until.unwrap_or(head);
+        let room = budget.map_or(BATCH as u64, |b| (b - applied).min(BATCH as u64)) as usize;
+        if position >= target || room == 0 {
+            return Ok((position, applied));
+        }
+        let mut batch = store.read_all(position, room).await?;
+        batch.retain(|e| e.position <= target);
+        if batch.is_empty() {
+            return Ok((position, applied));
+        }
+        position = projector.apply(&batch).await?;
+        applied += batch.len() as u64;
+        progress.advance(position, batch.len(), target);
+    }
+}
+
+/// Rebuilds `options.projection` from the log in `store` beside the live tables of `live_url`,
+/// checks and swaps (see the module's documentation).
+pub async fn replay(
+    store: Arc<dyn EventStore>,
+    live_url: &str,
+    options: &ReplayOptions,
+) -> anyhow::Result<Option<ReplayOutcome>> {
+    anyhow::ensure!(
+        PROJECTIONS.contains(&options.projection.as_str()),
+        "no projection named {:?}; there is: {}",
+        options.projection,
+        PROJECTIONS.join(", ")
+    );
+    let live_db = Database::connect(live_url)
+        .await
+        .context("database (DATABASE_URL) unavailable")?;
+    let live = Projector::new(live_db.clone()).await?;
+    let shadow = open_shadow(live_url, &live_db, &options.projection).await?;
+    let rebuilt = Projector::new(shadow.db.clone()).await?;
+
+    let from = rebuilt.checkpoint().await?;
+    let head = store.head().await?;
+    tracing::info!(from, head, projection = %options.projection, "rebuilding into fresh tables");
+    let mut progress = Progress::new(from, head);
+    let (mut position, mut events) = rebuild(
+        store.as_ref(),
+        &rebuilt,
+        None,
+        options.stop_after,
+        &mut progress,
+    )
+    .await?;
+    progress.finish();
+    if options.stop_after.is_some_and(|limit| events >= limit) && position < store.head().await? {
+        tracing::info!(position, events, "stopped as asked; run again to resume");
+        return Ok(None);
+    }
+
+    // The live projection must have reached the rebuilt one before they can be compared.
+    let deadline = Instant::now() + LIVE_WAIT;
+    while live.checkpoint().await? < position {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the live projection is at {} and the replay at {position}; is the projector running?",
+            live.checkpoint().await?
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut conn = AnyConnection::connect(live_url).await?;
+    if let Some(file) = &shadow.file {
+        let attach = format!(
+            "ATTACH DATABASE '{}' AS {}",
+            file.display().to_string().replace('\'', "''"),
+            shadow.namespace
+        );
+        conn.execute(attach.as_str()).await?;
+        conn.execute("PRAGMA busy_timeout = 5000").await?;
+        conn.execute("PRAGMA foreign_keys = ON").await?;
+    }
+    for _ in 0..SWAP_ATTEMPTS {
+        let mut tx = begin_swap(&mut conn, live_db.kind).await?;
+        let live_position = checkpoint_in(&mut tx, "").await?;
+        if live_position != position {
+            // The live projection moved on: let it go, catch up to it, and try again.
+            tx.rollback().await?;
+            let mut quiet = Progress::new(position, live_position);
+            let (reached, more) = rebuild(
+                store.as_ref(),
+                &rebuilt,
+                Some(live_position),
+                None,
+                &mut quiet,
+            )
+            .await?;
+            position = reached;
+            events += more;
+            continue;
+        }
+        let mut differed = Vec::new();
+        for table in TABLES {
+            let live_sum = checksum(&mut tx, "", table).await?;
+            let rebuilt_sum = checksum(&mut tx, &format!("{}.", shadow.namespace), table).await?;
+            if live_sum != rebuilt_sum {
+                tracing::warn!(
+                    table = table.name,
+                    live_rows = live_sum.0,
+                    rebuilt_rows = rebuilt_sum.0,
+                    "the rebuilt table differs from the live one"
+                );
+                differed.push(table.name.to_owned());
+            }
+        }
+        if !differed.is_empty() && !options.force {
+            tx.rollback().await?;
+            let kept = match &shadow.file {
+                Some(file) => file.display().to_string(),
+                None => format!("schema {}", shadow.namespace),
+            };
+            return Ok(Some(ReplayOutcome::Differs {
+                position,
+                tables: differed,
+                kept,
+            }));
+        }
+        for table in TABLES.iter().rev() {
+            tx.execute(format!("DELETE FROM {}", table.name).as_str())
+                .await?;
+        }
+        for table in TABLES {
+            let columns = table.columns.join(", ");
+            let copy = format!(
+                "INSERT INTO {name} ({columns}) SELECT {columns} FROM {ns}.{name}",
+                name = table.name,
+                ns = shadow.namespace
+            );
+            tx.execute(copy.as_str()).await?;
+        }
+        tx.commit().await?;
+        drop_shadow(conn, shadow).await;
+        return Ok(Some(ReplayOutcome::Swapped {
+            position,
+            events,
+            differed,
+        }));
+    }
+    anyhow::bail!(
+        "the live projection kept moving; {SWAP_ATTEMPTS} attempts to swap did not catch it"
+    )
+}
+
+/// Opens the swap's transaction, holding off the live projector but not the readers.
+async fn begin_swap(
+    conn: &mut AnyConnection,
+    kind: DbKind,
+) -> anyhow::Result<sqlx::Transaction<'_, Any>> {
+    match kind {
+        DbKind::Postgres => {
+            let mut tx = conn.begin().await?;
+            let names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+            tx.execute(format!("LOCK TABLE {} IN EXCLUSIVE MODE", names.join(", ")).as_str())
+                .await?;
+            Ok(tx)
+        }
+        DbKind::Sqlite => Ok(conn.begin_with("BEGIN IMMEDIATE").await?),
+    }
+}
+
+async fn checkpoint_in(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    namespace: &str,
+) -> anyhow::Result<Position> {
+    let row = sqlx::query(&format!(
+        "SELECT position FROM {namespace}projection_checkpoints WHERE name = $1"
+    ))
+    .bind(CHECKPOINT)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(match row {
+        Some(row) => row.try_get::<i64, _>(0)?.max(0) as Position,
+        None => 0,
+    })
+}
+
+/// The number of rows and a SHA-256 of every row (each column as text, NULL distinguished) in key
+/// order; streamed, so memory does not grow with the table.
+async fn checksum(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    namespace: &str,
+    table: &Table,
+) -> anyhow::Result<(u64, String)> {
+    let row_text = table
+        .columns
+        .iter()
+        .map(|c| format!("COALESCE(CAST({c} AS TEXT), '\u{1}')"))
+        .collect::<Vec<_>>()
+        .join(" || '\u{2}' || ");
+    let sql = format!(
+        "SELECT {row_text} FROM {namespace}{name} ORDER BY {key}",
+        name = table.name,
+        key = table.key
+    );
+    let mut rows = sqlx::query(&sql).fetch(&mut **tx);
+    let mut hasher = Sha256::new();
+    let mut count = 0u64;
+    while let Some(row) = rows.try_next().await? {
+        let text: String = row.try_get(0)?;
+        hasher.update(text.as_bytes());
+        hasher.update([0u8]);
+        count += 1;
+    }
+    Ok((count, hex::encode(hasher.finalize())))
+}
+
+/// Removes the fresh tables once they are swapped in.
+async fn drop_shadow(mut conn: AnyConnection, shadow: Shadow) {
+    shadow.db.pool.close().await;
+    let result = match &shadow.file {
+        Some(file) => {
+            let _ = conn
+                .execute(format!("DETACH DATABASE {}", shadow.namespace).as_str())
+                .await;
+            let mut result = Ok(());
+            for suffix in ["", "-wal", "-shm"] {
+                let path = format!("{}{suffix}", file.display());
+                if let Err(e) = std::fs::remove_file(&path) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        result = Err(anyhow::anyhow!("removing {path}: {e}"));
+                    }
+                }
+            }
+            result
+        }
+        None => conn
+            .execute(format!("DROP SCHEMA {} CASCADE", shadow.namespace).as_str())
+            .await
+            .map(|_| ())
+            .map_err(Into::into),
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "the replayed tables are swapped in, but their leftovers could not be removed");
+    }
+    let _ = conn.close().await;
+}

@@ -286,6 +286,7 @@ pub async fn replay(
     let head = store.head().await?;
     tracing::info!(from, head, projection = %options.projection, "rebuilding into fresh tables");
     let mut progress = Progress::new(from, head);
+    let rebuilding = Instant::now();
     let (mut position, mut events) = rebuild(
         store.as_ref(),
         &rebuilt,
@@ -295,6 +296,14 @@ pub async fn replay(
     )
     .await?;
     progress.finish();
+    let seconds = rebuilding.elapsed().as_secs_f64();
+    tracing::info!(
+        events,
+        position,
+        seconds,
+        per_second = (events as f64 / seconds.max(1e-6)) as u64,
+        "rebuilt"
+    );
     if options.stop_after.is_some_and(|limit| events >= limit) && position < store.head().await? {
         tracing::info!(position, events, "stopped as asked; run again to resume");
         return Ok(None);

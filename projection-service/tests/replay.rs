@@ -366,6 +366,164 @@ async fn a_live_model_gone_wrong_is_reported_not_overwritten_unless_forced(setup
     );
 }
 
+/// `count` messages in one group, appended 500 at a time (a long log, quickly).
+async fn many_messages(store: &Arc<dyn EventStore>, count: usize) {
+    let user = UserId::generate();
+    let stream = streams::user(&user);
+    append(
+        store,
+        &stream,
+        UserRegistered {
+            user_id: user.clone(),
+            name: UserName::parse("Long").unwrap(),
+        },
+    )
+    .await;
+    append(
+        store,
+        &stream,
+        UserVerified {
+            user_id: user.clone(),
+        },
+    )
+    .await;
+    let group = ChatId::generate();
+    append(
+        store,
+        &streams::chat(&group),
+        GroupCreated {
+            chat_id: group.clone(),
+            name: "long".into(),
+            description: String::new(),
+            admin: user.clone(),
+            members: vec![user.clone()],
+        },
+    )
+    .await;
+    let mut written = 0;
+    while written < count {
+        let batch: Vec<_> = (written..(written + 500).min(count))
+            .map(|i| {
+                DomainEvent::from(MessageSent {
+                    chat_id: group.clone(),
+                    message_id: MessageId::generate(),
+                    sender_id: user.clone(),
+                    content: Content::parse(&format!("long {i}")).unwrap(),
+                    format: MessageFormat::Text,
+                    client_id: None,
+                })
+                .into_new_event(EventMetadata {
+                    actor: Some(user.to_string()),
+                    correlation_id: Uuid::now_v7(),
+                    causation_id: None,
+                })
+            })
+            .collect();
+        written += batch.len();
+        store
+            .append(&streams::chat(&group), ExpectedVersion::Any, batch)
+            .await
+            .unwrap();
+    }
+}
+
+/// The fresh tables' checkpoint, read from where the replay builds them (0 while they are not there).
+async fn rebuilt_checkpoint(setup: &Setup) -> u64 {
+    let url = if setup._pg.is_some() {
+        setup.live_url.clone()
+    } else {
+        let file =
+            setup.live_url.strip_prefix("sqlite://").unwrap().to_owned() + "-replay-read_models";
+        if !std::path::Path::new(&file).exists() {
+            return 0;
+        }
+        format!("sqlite://{file}")
+    };
+    let Ok(db) = Database::connect(&url).await else {
+        return 0;
+    };
+    let table = if setup._pg.is_some() {
+        "replay_read_models.projection_checkpoints"
+    } else {
+        "projection_checkpoints"
+    };
+    let row = sqlx::query(&format!(
+        "SELECT position FROM {table} WHERE name = 'read_models'"
+    ))
+    .fetch_optional(&db.pool)
+    .await;
+    db.pool.close().await;
+    match row {
+        Ok(Some(row)) => row.try_get::<i64, _>(0).unwrap_or(0).max(0) as u64,
+        _ => 0,
+    }
+}
+
+async fn a_replay_killed_half_way_resumes_and_ends_identical(setup: Setup) {
+    history(&setup.store, 50).await;
+    many_messages(&setup.store, 60_000).await;
+    project_live(&setup.store, &setup.live_url).await;
+    let before = dump(&setup.live_url).await;
+    let head = setup.store.head().await.unwrap();
+    let store_url = if setup._pg.is_some() {
+        setup.live_url.clone()
+    } else {
+        setup.live_url.replace("chat.db", "events.db")
+    };
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_projection-service"))
+        .args(["replay", "--all"])
+        .env("EVENT_STORE_URL", &store_url)
+        .env("DATABASE_URL", &setup.live_url)
+        .env("DATA_DIR", setup._dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it (SIGKILL) once it has rebuilt part of the log, and well before the end.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let at_kill = loop {
+        let reached = rebuilt_checkpoint(&setup).await;
+        if reached > 0 {
+            child.kill().await.unwrap();
+            break reached;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replay never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    let after_kill = rebuilt_checkpoint(&setup).await;
+    assert!(
+        after_kill < head,
+        "killed after the rebuild had ended ({after_kill} of {head})"
+    );
+    assert_eq!(
+        dump(&setup.live_url).await,
+        before,
+        "a killed replay swaps nothing"
+    );
+    match replay(setup.store.clone(), &setup.live_url, &options(None, false))
+        .await
+        .unwrap()
+    {
+        Some(ReplayOutcome::Swapped {
+            position,
+            events,
+            differed,
+        }) => {
+            assert_eq!((position, differed), (head, vec![]));
+            assert_eq!(
+                events,
+                head - after_kill,
+                "resumed from the killed run's checkpoint ({at_kill} seen)"
+            );
+        }
+        other => panic!("not swapped: {other:?}"),
+    }
+    assert_eq!(dump(&setup.live_url).await, before);
+}
+
 macro_rules! on_both {
     ($($test:ident),*) => {
         mod on_sqlite {
@@ -382,5 +540,6 @@ macro_rules! on_both {
 on_both!(
     a_replay_is_identical_to_the_live_models_and_is_swapped_in,
     an_interrupted_replay_resumes_and_ends_identical,
-    a_live_model_gone_wrong_is_reported_not_overwritten_unless_forced
+    a_live_model_gone_wrong_is_reported_not_overwritten_unless_forced,
+    a_replay_killed_half_way_resumes_and_ends_identical
 );

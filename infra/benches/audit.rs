@@ -94,6 +94,16 @@ async fn main() {
         }
     }
     let head = store.head().await.expect("head");
+    if let Some(pg) = &pg {
+        // What autovacuum does within a minute of a bulk load: without statistics, the planner
+        // guesses, and a guess can cost a hundred times the page.
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&pg.url())
+            .await
+            .expect("connect");
+        sqlx::Executor::execute(&mut conn, "ANALYZE events")
+            .await
+            .expect("analyze");
+    }
     eprintln!(
         "{backend}: {events} events in one chat ({head} in all) stored in {:.1} s",
         t.elapsed().as_secs_f64()

@@ -32,7 +32,7 @@ use crate::projector::{Projector, CHECKPOINT};
 pub const PROJECTIONS: &[&str] = &[CHECKPOINT];
 
 /// Events read from the log per batch (one read-model transaction each).
-const BATCH: usize = 2048;
+const BATCH: usize = 4096;
 /// How long the replay waits for the live projection to reach the replay's position.
 const LIVE_WAIT: Duration = Duration::from_secs(60);
 /// How many times the swap lets go to catch up with a live projection that moved meanwhile.
@@ -234,32 +234,52 @@ impl Progress {
 }
 
 /// Applies the log to `projector` from its checkpoint up to `until` (inclusive; `None`: the head
-/// as it moves), at most `budget` events. Returns the checkpoint reached and the events applied.
+/// when it starts), at most `budget` events. Reading the next batch overlaps with applying the
+/// current one (two batches in hand at most, so memory stays flat). Returns the checkpoint reached
+/// and the events applied.
 async fn rebuild(
-    store: &dyn EventStore,
+    store: &Arc<dyn EventStore>,
     projector: &Projector,
     until: Option<Position>,
     budget: Option<u64>,
     progress: &mut Progress,
 ) -> anyhow::Result<(Position, u64)> {
-    let mut position = projector.checkpoint().await?;
-    let mut applied = 0u64;
-    loop {
-        let head = store.head().await?;
-        let target = until.unwrap_or(head);
-        let room = budget.map_or(BATCH as u64, |b| (b - applied).min(BATCH as u64)) as usize;
-        if position >= target || room == 0 {
-            return Ok((position, applied));
-        }
-        let mut batch = store.read_all(position, room).await?;
-        batch.retain(|e| e.position <= target);
-        if batch.is_empty() {
-            return Ok((position, applied));
-        }
+    let start = projector.checkpoint().await?;
+    let target = match until {
+        Some(p) => p,
+        None => store.head().await?,
+    };
+    let (batches, mut ready) = tokio::sync::mpsc::channel::<Vec<events_schema::RecordedEvent>>(1);
+    let reader = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let (mut after, mut read) = (start, 0u64);
+            loop {
+                let room = budget.map_or(BATCH as u64, |b| (b - read).min(BATCH as u64)) as usize;
+                if after >= target || room == 0 {
+                    return Ok::<(), infra::StoreError>(());
+                }
+                let mut batch = store.read_all(after, room).await?;
+                batch.retain(|e| e.position <= target);
+                let Some(last) = batch.last() else {
+                    return Ok(());
+                };
+                after = last.position;
+                read += batch.len() as u64;
+                if batches.send(batch).await.is_err() {
+                    return Ok(());
+                }
+            }
+        })
+    };
+    let (mut position, mut applied) = (start, 0u64);
+    while let Some(batch) = ready.recv().await {
         position = projector.apply(&batch).await?;
         applied += batch.len() as u64;
         progress.advance(position, batch.len(), target);
     }
+    reader.await.context("the log reader failed")??;
+    Ok((position, applied))
 }
 
 /// Rebuilds `options.projection` from the log in `store` beside the live tables of `live_url`,
@@ -287,14 +307,8 @@ pub async fn replay(
     tracing::info!(from, head, projection = %options.projection, "rebuilding into fresh tables");
     let mut progress = Progress::new(from, head);
     let rebuilding = Instant::now();
-    let (mut position, mut events) = rebuild(
-        store.as_ref(),
-        &rebuilt,
-        None,
-        options.stop_after,
-        &mut progress,
-    )
-    .await?;
+    let (mut position, mut events) =
+        rebuild(&store, &rebuilt, None, options.stop_after, &mut progress).await?;
     progress.finish();
     let seconds = rebuilding.elapsed().as_secs_f64();
     tracing::info!(
@@ -338,14 +352,8 @@ pub async fn replay(
             // The live projection moved on: let it go, catch up to it, and try again.
             tx.rollback().await?;
             let mut quiet = Progress::new(position, live_position);
-            let (reached, more) = rebuild(
-                store.as_ref(),
-                &rebuilt,
-                Some(live_position),
-                None,
-                &mut quiet,
-            )
-            .await?;
+            let (reached, more) =
+                rebuild(&store, &rebuilt, Some(live_position), None, &mut quiet).await?;
             position = reached;
             events += more;
             continue;

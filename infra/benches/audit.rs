@@ -6,20 +6,13 @@
 //!   cargo bench -p infra --bench audit -- [--events 1000000] [--backend sqlite|postgres]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use events_schema::{EventMetadata, NewEvent};
 use infra::event_store::open_event_store;
-use infra::testing::TempPostgres;
+use infra::testing::{bench_arg, print_percentiles, TempPostgres};
 use infra::{AuditQuery, AuditSubject, EventStore, ExpectedVersion};
 use uuid::Uuid;
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == &format!("--{name}"))
-        .and_then(|i| args.get(i + 1).cloned())
-}
 
 fn event(kind: &str, actor: &str, n: usize) -> NewEvent {
     NewEvent {
@@ -36,24 +29,12 @@ fn event(kind: &str, actor: &str, n: usize) -> NewEvent {
     }
 }
 
-fn percentiles(name: &str, samples: &mut [Duration]) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    println!(
-        "{name}: {} pages, p50 {:?}, p99 {:?}, max {:?}",
-        samples.len(),
-        at(0.50),
-        at(0.99),
-        samples[samples.len() - 1]
-    );
-}
-
 #[tokio::main]
 async fn main() {
-    let events: usize = arg("events")
+    let events: usize = bench_arg("events")
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
-    let backend = arg("backend").unwrap_or_else(|| "sqlite".into());
+    let backend = bench_arg("backend").unwrap_or_else(|| "sqlite".into());
     let dir = tempfile::tempdir().expect("temp dir");
     let pg = if backend == "postgres" {
         Some(TempPostgres::create("audit_bench").await)
@@ -141,6 +122,6 @@ async fn main() {
             samples.push(t.elapsed());
             assert_eq!(page.len(), 100, "{name}");
         }
-        percentiles(&format!("{backend} {name}"), &mut samples);
+        print_percentiles(&format!("{backend} {name}"), &mut samples);
     }
 }

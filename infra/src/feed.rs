@@ -17,7 +17,7 @@ use events_schema::{Position, RecordedEvent};
 use futures::stream::BoxStream;
 use futures::{FutureExt as _, StreamExt as _};
 
-use crate::relay::{ensure_events_stream, events_stream, POSITION_HEADER};
+use crate::relay::{ensure_events_stream, events_stream, stream_state, POSITION_HEADER};
 
 /// How long JetStream waits for an acknowledgement before redelivering.
 const ACK_WAIT: Duration = Duration::from_secs(30);
@@ -37,12 +37,7 @@ fn position_of(headers: Option<&async_nats::HeaderMap>) -> Option<Position> {
 /// The first stream sequence whose event lies after `after` (one past the end when none does),
 /// found by bisection: the relay publishes in log order, so positions grow with the sequence.
 async fn first_sequence_after(stream: &mut stream::Stream, after: Position) -> anyhow::Result<u64> {
-    let state = stream
-        .info()
-        .await
-        .context("JetStream stream info")?
-        .state
-        .clone();
+    let state = stream_state(stream).await?;
     let (mut low, mut high) = (state.first_sequence.max(1), state.last_sequence + 1);
     if state.messages == 0 || after == 0 {
         return Ok(low.min(high));

@@ -42,3 +42,33 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
         }
     }
 }
+
+/// Runs `attempt` until it returns `Ok` (which it does only when asked to stop) or `stop` turns
+/// true. A failure is logged as `what` interrupted, and the next attempt starts after a pause that
+/// doubles up to 5 s. Each attempt gets its own receiver of `stop`.
+pub async fn retry_until_stopped<F, Fut>(
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    what: &str,
+    mut attempt: F,
+) where
+    F: FnMut(tokio::sync::watch::Receiver<bool>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let mut pause = std::time::Duration::from_millis(100);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match attempt(stop.clone()).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "{what} interrupted; resuming from its own position")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.changed() => return,
+        }
+        pause = (pause * 2).min(std::time::Duration::from_secs(5));
+    }
+}

@@ -65,14 +65,19 @@ pub async fn ensure_events_stream(
     })
 }
 
-/// The position of the last event on the JetStream stream (0 when it is empty).
-pub async fn last_published(stream: &mut stream::Stream) -> anyhow::Result<Position> {
-    let state = stream
+/// The stream's current state (first and last sequence, message count).
+pub async fn stream_state(stream: &mut stream::Stream) -> anyhow::Result<stream::State> {
+    Ok(stream
         .info()
         .await
         .context("JetStream stream info")?
         .state
-        .clone();
+        .clone())
+}
+
+/// The position of the last event on the JetStream stream (0 when it is empty).
+pub async fn last_published(stream: &mut stream::Stream) -> anyhow::Result<Position> {
+    let state = stream_state(stream).await?;
     if state.messages == 0 {
         return Ok(0);
     }
@@ -94,26 +99,15 @@ pub async fn run(
     store: Arc<dyn EventStore>,
     client: async_nats::Client,
     prefix: String,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let js = jetstream::new(client);
-    let mut pause = Duration::from_millis(100);
-    loop {
-        if *stop.borrow() {
-            return Ok(());
-        }
-        match relay_once(&store, &js, &prefix, &mut stop).await {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "event relay interrupted; resuming from JetStream's last event")
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = stop.changed() => return Ok(()),
-        }
-        pause = (pause * 2).min(Duration::from_secs(5));
-    }
+    crate::process::retry_until_stopped(stop, "the event relay", |mut stop| {
+        let (store, js, prefix) = (store.clone(), js.clone(), prefix.clone());
+        async move { relay_once(&store, &js, &prefix, &mut stop).await }
+    })
+    .await;
+    Ok(())
 }
 
 /// Publishes from JetStream's last event onwards; returns Ok only when asked to stop.

@@ -86,3 +86,49 @@ pub async fn nats_client() -> async_nats::Client {
 pub fn unique_prefix() -> String {
     format!("test_{}", Uuid::new_v4().simple())
 }
+
+/// Appends recorded events (a checked-in fixture, say) to `store` as they were written: each to
+/// its stream, expecting the version before its own. Panics (test support) when one is refused.
+pub async fn append_recorded(
+    store: &dyn crate::EventStore,
+    events: &[events_schema::RecordedEvent],
+) {
+    for event in events {
+        let expected = match event.version {
+            0 => crate::ExpectedVersion::NoStream,
+            v => crate::ExpectedVersion::Exact(v - 1),
+        };
+        store
+            .append(
+                &event.stream,
+                expected,
+                vec![events_schema::fixtures::as_new(event)],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("appending recorded event {}: {e}", event.position));
+    }
+}
+
+/// `--name value` from a bench's command line.
+pub fn bench_arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == &format!("--{name}"))
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+/// Prints the p50, p99 and max of a bench's samples (to stderr, beside criterion's report).
+pub fn print_percentiles(name: &str, samples: &mut [std::time::Duration]) {
+    if samples.is_empty() {
+        return;
+    }
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    eprintln!(
+        "{name}: {} samples, p50 {:?}, p99 {:?}, max {:?}",
+        samples.len(),
+        at(0.50),
+        at(0.99),
+        samples[samples.len() - 1]
+    );
+}

@@ -383,20 +383,7 @@ async fn another_writer_on_the_same_database_is_noticed(b: &dyn Backend) {
 async fn old_schema_versions_are_kept_as_written_and_load_upcast(b: &dyn Backend) {
     let store = b.open().await;
     let fixture = events_schema::fixtures::v1_personal_chat();
-    for old in &fixture {
-        let expected = match old.version {
-            0 => ExpectedVersion::NoStream,
-            v => ExpectedVersion::Exact(v - 1),
-        };
-        store
-            .append(
-                &old.stream,
-                expected,
-                vec![events_schema::fixtures::as_new(old)],
-            )
-            .await
-            .unwrap();
-    }
+    infra::testing::append_recorded(store.as_ref(), &fixture).await;
     let read = store.read_all(0, 100).await.unwrap();
     assert_eq!(read.len(), fixture.len());
     let mut messages = 0;

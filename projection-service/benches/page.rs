@@ -15,18 +15,6 @@ use projection_service::{queries, Projector};
 
 const MESSAGES: i64 = 1_000_000;
 
-fn percentiles(name: &str, samples: &mut [Duration]) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    eprintln!(
-        "{name}: {} queries, p50 {:?}, p99 {:?}, max {:?}",
-        samples.len(),
-        at(0.50),
-        at(0.99),
-        samples[samples.len() - 1]
-    );
-}
-
 fn page_of_50(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -85,7 +73,7 @@ fn page_of_50(c: &mut Criterion) {
                 }
             })
         });
-        percentiles(name, &mut samples.lock().unwrap());
+        infra::testing::print_percentiles(name, &mut samples.lock().unwrap());
     }
     group.finish();
 }

@@ -18,18 +18,11 @@ use events_schema::{
 };
 use infra::db::Database;
 use infra::event_store::open_event_store;
-use infra::testing::TempPostgres;
+use infra::testing::{bench_arg, TempPostgres};
 use infra::{EventStore, ExpectedVersion};
 use projection_service::replay::{replay, ReplayOptions, ReplayOutcome};
 use projection_service::Projector;
 use uuid::Uuid;
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == &format!("--{name}"))
-        .and_then(|i| args.get(i + 1).cloned())
-}
 
 fn new_event(event: impl Into<DomainEvent>) -> events_schema::NewEvent {
     let event: DomainEvent = event.into();
@@ -119,10 +112,10 @@ fn status_kib(field: &str) -> u64 {
 #[tokio::main]
 async fn main() {
     infra::process::init_logging();
-    let events: usize = arg("events")
+    let events: usize = bench_arg("events")
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
-    let backend = arg("backend").unwrap_or_else(|| "sqlite".into());
+    let backend = bench_arg("backend").unwrap_or_else(|| "sqlite".into());
     let dir = tempfile::tempdir().expect("temp dir");
     let pg = if backend == "postgres" {
         Some(TempPostgres::create("replay_bench").await)

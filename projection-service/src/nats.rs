@@ -3,7 +3,6 @@
 //! and the committed position is announced on `<prefix>.progress.read_models` for the gateways.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_nats::jetstream;
 use infra::feed::{durable_name, progress_subject, DurableFeed};
@@ -18,32 +17,23 @@ pub async fn run(
     client: async_nats::Client,
     prefix: String,
     projector: Arc<Projector>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let js = jetstream::new(client.clone());
     let name = durable_name(&prefix, CHECKPOINT);
     let progress = progress_subject(&prefix, CHECKPOINT);
-    let mut pause = Duration::from_millis(100);
-    loop {
-        if *stop.borrow() {
-            return Ok(());
+    infra::process::retry_until_stopped(stop, "the projection", |mut stop| {
+        let (js, client, prefix) = (js.clone(), client.clone(), prefix.clone());
+        let (name, progress, projector) = (name.clone(), progress.clone(), projector.clone());
+        async move {
+            follow(
+                &js, &client, &prefix, &name, &progress, &projector, &mut stop,
+            )
+            .await
         }
-        match follow(
-            &js, &client, &prefix, &name, &progress, &projector, &mut stop,
-        )
-        .await
-        {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "projection interrupted; resuming from its checkpoint")
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = stop.changed() => return Ok(()),
-        }
-        pause = (pause * 2).min(Duration::from_secs(5));
-    }
+    })
+    .await;
+    Ok(())
 }
 
 /// One run of the feed from the checkpoint; Ok only when asked to stop.

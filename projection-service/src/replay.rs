@@ -347,7 +347,7 @@ pub async fn replay(
     }
     for _ in 0..SWAP_ATTEMPTS {
         let mut tx = begin_swap(&mut conn, live_db.kind).await?;
-        let live_position = checkpoint_in(&mut tx, "").await?;
+        let live_position = checkpoint_in(&mut tx).await?;
         if live_position != position {
             // The live projection moved on: let it go, catch up to it, and try again.
             tx.rollback().await?;
@@ -427,16 +427,12 @@ async fn begin_swap(
     }
 }
 
-async fn checkpoint_in(
-    tx: &mut sqlx::Transaction<'_, Any>,
-    namespace: &str,
-) -> anyhow::Result<Position> {
-    let row = sqlx::query(&format!(
-        "SELECT position FROM {namespace}projection_checkpoints WHERE name = $1"
-    ))
-    .bind(CHECKPOINT)
-    .fetch_optional(&mut **tx)
-    .await?;
+/// The live projection's checkpoint, read inside the swap's transaction.
+async fn checkpoint_in(tx: &mut sqlx::Transaction<'_, Any>) -> anyhow::Result<Position> {
+    let row = sqlx::query("SELECT position FROM projection_checkpoints WHERE name = $1")
+        .bind(CHECKPOINT)
+        .fetch_optional(&mut **tx)
+        .await?;
     Ok(match row {
         Some(row) => row.try_get::<i64, _>(0)?.max(0) as Position,
         None => 0,

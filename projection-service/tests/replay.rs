@@ -78,20 +78,8 @@ async fn history(store: &Arc<dyn EventStore>, messages: usize) {
 }
 
 async fn old_events(store: &Arc<dyn EventStore>) {
-    for old in events_schema::fixtures::v1_personal_chat() {
-        let expected = match old.version {
-            0 => ExpectedVersion::NoStream,
-            v => ExpectedVersion::Exact(v - 1),
-        };
-        store
-            .append(
-                &old.stream,
-                expected,
-                vec![events_schema::fixtures::as_new(&old)],
-            )
-            .await
-            .unwrap();
-    }
+    let fixture = events_schema::fixtures::v1_personal_chat();
+    infra::testing::append_recorded(store.as_ref(), &fixture).await;
 }
 
 async fn more_history(store: &Arc<dyn EventStore>, messages: usize) {
@@ -308,24 +296,13 @@ async fn an_interrupted_replay_resumes_and_ends_identical(setup: Setup) {
     project_live(&setup.store, &setup.live_url).await;
     let before = dump(&setup.live_url).await;
     let head = setup.store.head().await.unwrap();
-    match replay(setup.store.clone(), &setup.live_url, &options(None, false))
-        .await
-        .unwrap()
-    {
-        Some(ReplayOutcome::Swapped {
-            position,
-            events,
-            differed,
-        }) => {
-            assert_eq!((position, differed), (head, vec![]));
-            assert_eq!(
-                events,
-                head - half,
-                "the second run resumed where the first stopped"
-            );
-        }
-        other => panic!("not swapped: {other:?}"),
-    }
+    replay_resumes_to_the_end(
+        &setup,
+        half,
+        head,
+        "the second run resumed where the first stopped",
+    )
+    .await;
     assert_eq!(dump(&setup.live_url).await, before);
 }
 
@@ -364,6 +341,25 @@ async fn a_live_model_gone_wrong_is_reported_not_overwritten_unless_forced(setup
         good,
         "the rebuilt rows replaced the wrong ones"
     );
+}
+
+/// Replays to the end and checks it resumed from `from`: it swaps at `head`, every table matching,
+/// having applied only the events after `from`.
+async fn replay_resumes_to_the_end(setup: &Setup, from: u64, head: u64, why: &str) {
+    match replay(setup.store.clone(), &setup.live_url, &options(None, false))
+        .await
+        .unwrap()
+    {
+        Some(ReplayOutcome::Swapped {
+            position,
+            events,
+            differed,
+        }) => {
+            assert_eq!((position, differed), (head, vec![]));
+            assert_eq!(events, head - from, "{why}");
+        }
+        other => panic!("not swapped: {other:?}"),
+    }
 }
 
 /// `count` messages in one group, appended 500 at a time (a long log, quickly).
@@ -503,24 +499,13 @@ async fn a_replay_killed_half_way_resumes_and_ends_identical(setup: Setup) {
         before,
         "a killed replay swaps nothing"
     );
-    match replay(setup.store.clone(), &setup.live_url, &options(None, false))
-        .await
-        .unwrap()
-    {
-        Some(ReplayOutcome::Swapped {
-            position,
-            events,
-            differed,
-        }) => {
-            assert_eq!((position, differed), (head, vec![]));
-            assert_eq!(
-                events,
-                head - after_kill,
-                "resumed from the killed run's checkpoint ({at_kill} seen)"
-            );
-        }
-        other => panic!("not swapped: {other:?}"),
-    }
+    replay_resumes_to_the_end(
+        &setup,
+        after_kill,
+        head,
+        &format!("resumed from the killed run's checkpoint ({at_kill} seen)"),
+    )
+    .await;
     assert_eq!(dump(&setup.live_url).await, before);
 }
 

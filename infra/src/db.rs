@@ -87,6 +87,17 @@ impl Database {
         Ok(())
     }
 
+    /// Begins a transaction that is going to write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`) and so waits its turn (busy_timeout) instead of failing with
+    /// `database is locked` when another connection commits between its first read and its first
+    /// write, which a deferred transaction cannot recover from.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.kind {
+            DbKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            DbKind::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// Checks the database answers (for `/ready`).
     pub async fn ping(&self) -> anyhow::Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -138,7 +149,49 @@ pub fn value_rows(rows: usize, columns: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::value_rows;
+    use super::{sqlite_url, value_rows, Database};
+    use std::time::Duration;
+
+    /// Found by the load generator (concurrent sign-ups answered 500 "database is locked"): a
+    /// transaction that reads, then writes after another connection committed, cannot go on in
+    /// SQLite. Write transactions begin with the write lock, so the second one waits its turn.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_write_transactions_take_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::connect(&sqlite_url(&dir.path().join("w.db")))
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (x BIGINT NOT NULL)")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let mut first = db.begin_write().await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&mut *first)
+            .await
+            .unwrap();
+        let other = db.clone();
+        let second = tokio::spawn(async move {
+            let mut tx = other.begin_write().await?;
+            sqlx::query("INSERT INTO t (x) VALUES (2)")
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        sqlx::query("INSERT INTO t (x) VALUES ($1)")
+            .bind(n + 1)
+            .execute(&mut *first)
+            .await
+            .unwrap();
+        first.commit().await.unwrap();
+        second.await.unwrap().unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, 2);
+    }
 
     #[test]
     fn placeholders_are_numbered_row_by_row() {

@@ -237,7 +237,7 @@ impl AuthService {
             }
         }
         let hash = self.hasher.hash(password.expose()).await?;
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let existing: Option<(String, String, i64)> =
             sqlx::query_as("SELECT user_id, name, verified FROM accounts WHERE email = $1")
                 .bind(email.as_str())
@@ -338,7 +338,7 @@ impl AuthService {
                 .await?;
             return Err(AuthError::InvalidCode);
         }
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         // Spend the code exactly once, even against a concurrent verification with the same code.
         let spent =
             sqlx::query("DELETE FROM verification_codes WHERE user_id = $1 AND code_hash = $2")
@@ -371,7 +371,7 @@ impl AuthService {
         if !account.verified {
             return Err(AuthError::NotVerified);
         }
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let (session_id, tokens) = self.open_session(&mut tx, &account.user_id).await?;
         tx.commit().await?;
         signed_in(account, session_id, tokens)
@@ -428,7 +428,7 @@ impl AuthService {
         }
         let next = tokens::new_refresh_token();
         let next_hash = self.keys.hash_secret("refresh", &next);
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let rotated = sqlx::query(
             "UPDATE sessions SET refresh_hash = $1, expires_at = $2 WHERE session_id = $3 AND refresh_hash = $4 AND revoked_at IS NULL",
         )

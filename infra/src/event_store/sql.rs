@@ -169,7 +169,12 @@ async fn begin_batch(
     conn: &mut AnyConnection,
     dialect: Dialect,
 ) -> Result<(sqlx::Transaction<'_, sqlx::Any>, i64), sqlx::Error> {
-    let mut tx = conn.begin().await?;
+    // SQLite: take the write lock at once, so a second writer (another process on the same file)
+    // waits for it instead of failing between this read and the first write.
+    let mut tx = match dialect {
+        Dialect::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
+        Dialect::Postgres => conn.begin().await?,
+    };
     if dialect == Dialect::Postgres {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(APPEND_LOCK)

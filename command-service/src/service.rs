@@ -9,7 +9,7 @@ use events_schema::{
     EventMetadata, MessageId, RefusalCode, UserId,
 };
 use infra::{EventStore, ExpectedVersion, StoreError};
-use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::{oneshot, Mutex as AsyncMutex};
 use tracing::Instrument;
 
 use crate::aggregates::chat::Chat;
@@ -21,6 +21,8 @@ use crate::aggregates::{Aggregate, Decision, Refusal};
 const MAX_ATTEMPTS: usize = 5;
 /// Events read per page when catching a cached state up.
 const CATCH_UP_PAGE: usize = 1000;
+/// Commands of one stream decided together and appended in one write, at most.
+const MAX_BATCH: usize = 256;
 /// Streams kept in each cache before idle ones are dropped.
 const CACHE_CAPACITY: usize = 100_000;
 
@@ -33,10 +35,40 @@ struct Loaded<A> {
     synced: bool,
 }
 
+/// A decision that can wait in a stream's queue and be decided by whichever command holds the
+/// stream's lock (owned, so it outlives the borrow of the command that made it).
+type QueuedDecision<A> = Box<dyn Fn(&A) -> Result<Decision, Refusal> + Send + Sync>;
+
+/// A command waiting in a stream's queue, and where its answer goes.
+struct Job<A> {
+    decide: QueuedDecision<A>,
+    meta: EventMetadata,
+    reply: oneshot::Sender<Result<Accepted, Refusal>>,
+}
+
+/// One stream's cached state behind its async lock, and the commands queued for it.
+struct Slot<A> {
+    loaded: AsyncMutex<Loaded<A>>,
+    queue: Mutex<Vec<Job<A>>>,
+}
+
+impl<A: Aggregate> Slot<A> {
+    fn new() -> Self {
+        Self {
+            loaded: AsyncMutex::new(Loaded {
+                state: A::default(),
+                version: None,
+                synced: false,
+            }),
+            queue: Mutex::new(Vec::new()),
+        }
+    }
+}
+
 /// Cached states, one async lock per stream: commands on one stream take turns, commands on
 /// different streams run in parallel.
 struct Cache<A> {
-    streams: Mutex<HashMap<String, Arc<AsyncMutex<Loaded<A>>>>>,
+    streams: Mutex<HashMap<String, Arc<Slot<A>>>>,
 }
 
 impl<A: Aggregate> Cache<A> {
@@ -46,27 +78,17 @@ impl<A: Aggregate> Cache<A> {
         }
     }
 
-    fn entry(&self, stream: &str) -> Arc<AsyncMutex<Loaded<A>>> {
+    fn entry(&self, stream: &str) -> Arc<Slot<A>> {
         let Ok(mut streams) = self.streams.lock() else {
             // A poisoned map only means a panic elsewhere; a private entry is still correct.
-            return Arc::new(AsyncMutex::new(Loaded {
-                state: A::default(),
-                version: None,
-                synced: false,
-            }));
+            return Arc::new(Slot::new());
         };
         if streams.len() >= CACHE_CAPACITY {
             streams.retain(|_, entry| Arc::strong_count(entry) > 1);
         }
         streams
             .entry(stream.to_owned())
-            .or_insert_with(|| {
-                Arc::new(AsyncMutex::new(Loaded {
-                    state: A::default(),
-                    version: None,
-                    synced: false,
-                }))
-            })
+            .or_insert_with(|| Arc::new(Slot::new()))
             .clone()
     }
 }
@@ -130,9 +152,16 @@ impl CommandService {
                     Refusal::new(RefusalCode::Forbidden, "sending needs a signed-in user")
                 })?;
                 let stream = streams::chat(&ChatId::self_chat_of(sender));
-                self.execute(&self.self_chats, &stream, &meta, |chat| {
-                    chat.send(sender, content, client_id.as_ref(), MessageId::generate())
-                })
+                let (sender, content, client_id) =
+                    (sender.clone(), content.clone(), client_id.clone());
+                self.execute_queued(
+                    &self.self_chats,
+                    &stream,
+                    meta,
+                    Box::new(move |chat| {
+                        chat.send(&sender, &content, client_id.as_ref(), MessageId::generate())
+                    }),
+                )
                 .await
             }
             Command::CreatePersonalChat { partner } => {
@@ -174,16 +203,22 @@ impl CommandService {
                 content,
                 client_id,
             } => {
-                let sender = actor(envelope)?;
-                self.execute(&self.chats, &streams::chat(chat_id), &meta, |chat| {
-                    chat.send(
-                        *kind,
-                        sender,
-                        content,
-                        client_id.as_ref(),
-                        MessageId::generate(),
-                    )
-                })
+                let sender = actor(envelope)?.clone();
+                let (kind, content, client_id) = (*kind, content.clone(), client_id.clone());
+                self.execute_queued(
+                    &self.chats,
+                    &streams::chat(chat_id),
+                    meta,
+                    Box::new(move |chat| {
+                        chat.send(
+                            kind,
+                            &sender,
+                            &content,
+                            client_id.as_ref(),
+                            MessageId::generate(),
+                        )
+                    }),
+                )
                 .await
             }
             Command::MarkRead { chat_id, kind } => {
@@ -236,7 +271,7 @@ impl CommandService {
     async fn require_verified(&self, user: &UserId) -> Result<(), Refusal> {
         let stream = streams::user(user);
         let entry = self.users.entry(&stream);
-        let mut loaded = entry.lock().await;
+        let mut loaded = entry.loaded.lock().await;
         // Verification is final: once seen, the stream need not be read again.
         if !loaded.state.verified {
             self.catch_up(&stream, &mut loaded).await?;
@@ -280,7 +315,7 @@ impl CommandService {
         decide: impl Fn(&A) -> Result<Decision, Refusal>,
     ) -> Result<Accepted, Refusal> {
         let entry = cache.entry(stream);
-        let mut loaded = entry.lock().await;
+        let mut loaded = entry.loaded.lock().await;
         let mut fresh = false;
         if !loaded.synced {
             self.catch_up(stream, &mut loaded).await?;
@@ -349,6 +384,183 @@ impl CommandService {
         ))
     }
 
+    /// Like [`Self::execute`], for the commands that come in floods on one stream (messages): the
+    /// command joins the stream's queue; whoever holds the stream's lock next decides every queued
+    /// command in order, each on the state the ones before it leave, and appends all their events
+    /// in one write. A busy chat then costs one append per batch instead of one per message, while
+    /// each command still gets its own answer (a refusal refuses only its own command).
+    async fn execute_queued<A: Aggregate + Clone>(
+        &self,
+        cache: &Cache<A>,
+        stream: &str,
+        meta: EventMetadata,
+        decide: QueuedDecision<A>,
+    ) -> Result<Accepted, Refusal> {
+        let slot = cache.entry(stream);
+        let (reply, mut answer) = oneshot::channel();
+        if let Ok(mut queue) = slot.queue.lock() {
+            queue.push(Job {
+                decide,
+                meta,
+                reply,
+            });
+        }
+        let lost = || Refusal::new(RefusalCode::Internal, "the command was lost; try again");
+        let mut loaded = slot.loaded.lock().await;
+        loop {
+            // Decided by the previous holder of the lock?
+            match answer.try_recv() {
+                Ok(result) => return result,
+                Err(oneshot::error::TryRecvError::Closed) => return Err(lost()),
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            let jobs: Vec<Job<A>> = match slot.queue.lock() {
+                Ok(mut queue) => {
+                    let n = queue.len().min(MAX_BATCH);
+                    queue.drain(..n).collect()
+                }
+                Err(_) => return Err(lost()),
+            };
+            if jobs.is_empty() {
+                return Err(lost());
+            }
+            self.decide_batch(stream, &mut loaded, jobs).await;
+        }
+    }
+
+    /// Decides `jobs` in order and appends their events in one write; answers every job.
+    async fn decide_batch<A: Aggregate + Clone>(
+        &self,
+        stream: &str,
+        loaded: &mut Loaded<A>,
+        jobs: Vec<Job<A>>,
+    ) {
+        enum Outcome {
+            Done(Result<Accepted, Refusal>),
+            /// Its events are `events[range]` of the batch's append.
+            Append(std::ops::Range<usize>, Accepted),
+        }
+        let answer_all = |jobs: Vec<Job<A>>, refusal: Refusal| {
+            for job in jobs {
+                let _ = job.reply.send(Err(refusal.clone()));
+            }
+        };
+        let mut fresh = false;
+        if !loaded.synced {
+            if let Err(refusal) = self.catch_up(stream, loaded).await {
+                return answer_all(jobs, refusal);
+            }
+            loaded.synced = true;
+            fresh = true;
+        }
+        'attempt: for _ in 0..MAX_ATTEMPTS {
+            // Decide on a copy, so that a failed append leaves the cached state as it was.
+            let mut state = loaded.state.clone();
+            let mut version = loaded.version;
+            let mut events: Vec<DomainEvent> = Vec::new();
+            let mut new_events = Vec::new();
+            let mut outcomes = Vec::with_capacity(jobs.len());
+            for job in &jobs {
+                match (job.decide)(&state) {
+                    Err(_) | Ok(Decision::AlreadyDone(_)) if !fresh => {
+                        if let Err(refusal) = self.catch_up(stream, loaded).await {
+                            return answer_all(jobs, refusal);
+                        }
+                        fresh = true;
+                        continue 'attempt;
+                    }
+                    Err(refusal) => outcomes.push(Outcome::Done(Err(refusal))),
+                    Ok(Decision::AlreadyDone(accepted)) => {
+                        outcomes.push(Outcome::Done(Ok(accepted)))
+                    }
+                    Ok(Decision::Append(mine)) => {
+                        let start = events.len();
+                        for event in &mine {
+                            let new = event.clone().into_new_event(job.meta.clone());
+                            // Provisional version and position, for the jobs after this one.
+                            let v = version.map_or(0, |v| v + 1);
+                            state.apply(event, &provisional(stream, &new, v));
+                            version = Some(v);
+                            new_events.push(new);
+                        }
+                        let accepted = accepted_for(&mine);
+                        events.extend(mine);
+                        outcomes.push(Outcome::Append(start..events.len(), accepted));
+                    }
+                }
+            }
+            let mut position = None;
+            if !events.is_empty() {
+                let expected = loaded
+                    .version
+                    .map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+                match self
+                    .store
+                    .append(stream, expected, new_events.clone())
+                    .await
+                {
+                    Ok(result) => {
+                        apply_own(
+                            stream,
+                            loaded,
+                            &events,
+                            &new_events,
+                            result.version,
+                            result.position,
+                        );
+                        position = Some(result.position);
+                    }
+                    Err(StoreError::WrongExpectedVersion { .. }) => {
+                        tracing::debug!(stream, "another writer appended first; deciding again");
+                        if let Err(refusal) = self.catch_up(stream, loaded).await {
+                            return answer_all(jobs, refusal);
+                        }
+                        fresh = true;
+                        continue 'attempt;
+                    }
+                    Err(e) => {
+                        tracing::error!(stream, error = %e, "append failed");
+                        loaded.synced = false;
+                        return answer_all(
+                            jobs,
+                            Refusal::new(RefusalCode::Internal, "the event store is unavailable"),
+                        );
+                    }
+                }
+            }
+            for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                let result = match outcome {
+                    Outcome::Done(Ok(mut accepted)) => {
+                        // A repeat of a send made earlier in this same batch points at this write.
+                        if let (0, Some(p)) = (accepted.position, position) {
+                            accepted.position = p;
+                        }
+                        Ok(accepted)
+                    }
+                    Outcome::Done(Err(refusal)) => Err(refusal),
+                    Outcome::Append(range, accepted) => Ok(Accepted {
+                        position: position.unwrap_or_default(),
+                        occurred_at: accepted.message_id.as_ref().and(
+                            new_events
+                                .get(range.end.saturating_sub(1))
+                                .map(|e| e.occurred_at),
+                        ),
+                        ..accepted
+                    }),
+                };
+                let _ = job.reply.send(result);
+            }
+            return;
+        }
+        answer_all(
+            jobs,
+            Refusal::new(
+                RefusalCode::Conflict,
+                "too many concurrent changes; try again",
+            ),
+        )
+    }
+
     /// Applies the events of `stream` written since `loaded.version`.
     async fn catch_up<A: Aggregate>(
         &self,
@@ -412,6 +624,28 @@ fn apply_own<A: Aggregate>(
         loaded.state.apply(event, &recorded);
     }
     loaded.version = Some(last_version);
+}
+
+/// A not yet stored event as a decision after it in the same batch sees it: its version is
+/// known, its position is not (0).
+fn provisional(
+    stream: &str,
+    new: &events_schema::NewEvent,
+    version: u64,
+) -> events_schema::RecordedEvent {
+    events_schema::RecordedEvent {
+        event_id: new.event_id,
+        stream: stream.to_owned(),
+        version,
+        position: 0,
+        event_type: new.event_type.clone(),
+        schema_version: new.schema_version,
+        occurred_at: new.occurred_at,
+        actor: new.metadata.actor.clone(),
+        correlation_id: new.metadata.correlation_id,
+        causation_id: new.metadata.causation_id,
+        payload: new.payload.clone(),
+    }
 }
 
 /// The acting user of a command that needs one.

@@ -192,10 +192,57 @@ async fn two_services_racing_on_one_chat_both_succeed_in_order() {
     assert!(chat.iter().enumerate().all(|(i, e)| e.version == i as u64));
 }
 
+/// Spawns every task first (the iterator is lazy), then waits for them in order.
 async fn futures_join<T>(tasks: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let tasks: Vec<_> = tasks.collect();
     let mut out = Vec::new();
     for task in tasks {
         out.push(task.await.unwrap());
     }
     out
+}
+
+/// A flood of sends to one chat is decided in batches, one append each: every send gets its own
+/// answer, a `ClientId` repeated inside the flood is stored once, and the stream stays gap-free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_on_one_chat_is_appended_in_batches_with_one_answer_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let service = Arc::new(CommandService::new(store.clone()));
+    let user = verified_user(&service).await;
+    let tasks = (0..240).map(|i| {
+        let service = service.clone();
+        // Sends 200..240 repeat the ClientIds of sends 0..40.
+        let key = (i < 40 || i >= 200).then(|| format!("k{}", i % 200));
+        let command = send(&user, &format!("note {i}"), key.as_deref());
+        tokio::spawn(async move { service.handle(command).await })
+    });
+    let mut accepted = Vec::new();
+    for outcome in futures_join(tasks).await {
+        let CommandOutcome::Accepted(a) = outcome else {
+            panic!("{outcome:?}")
+        };
+        accepted.push(a);
+    }
+    let ids: std::collections::HashSet<_> = accepted.iter().map(|a| a.message_id.clone()).collect();
+    assert_eq!(
+        ids.len(),
+        200,
+        "each ClientId repeat answers with the first send's id"
+    );
+    for i in 0..40 {
+        assert_eq!(accepted[i].message_id, accepted[200 + i].message_id);
+    }
+    let writes: std::collections::HashSet<_> = accepted.iter().map(|a| a.position).collect();
+    assert!(writes.len() < 100, "{} appends for 240 sends", writes.len());
+    let head = store.head().await.unwrap();
+    assert!(accepted
+        .iter()
+        .all(|a| a.position > 0 && a.position <= head));
+    let chat = store
+        .read_stream(&streams::chat(&ChatId::self_chat_of(&user)), 0, 1000)
+        .await
+        .unwrap();
+    assert_eq!(chat.len(), 201);
+    assert!(chat.iter().enumerate().all(|(i, e)| e.version == i as u64));
 }

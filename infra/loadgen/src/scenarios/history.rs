@@ -24,6 +24,10 @@ pub struct HistoryArgs {
     /// Sends in flight while filling it.
     #[arg(long, default_value_t = 256)]
     pub window: u64,
+    /// Sockets of the sender filling it, taking turns (as several tabs would; a server may answer
+    /// one socket's requests one at a time).
+    #[arg(long, default_value_t = 8)]
+    pub fill_sockets: usize,
     /// Pages read of each kind.
     #[arg(long, default_value_t = 500)]
     pub samples: u64,
@@ -33,19 +37,24 @@ pub struct HistoryArgs {
 }
 
 pub async fn run(ctx: &Ctx, args: &HistoryArgs) -> Result<Outcome> {
-    if args.messages < 2 * args.limit || args.window == 0 {
-        bail!("--messages must be at least twice --limit, and --window at least 1");
+    if args.messages < 2 * args.limit || args.window == 0 || args.fill_sockets == 0 {
+        bail!("--messages must be at least twice --limit, --window and --fill-sockets at least 1");
     }
     let accounts = ctx.accounts(2).await?;
     let fleet = ctx
-        .connect_many(0..1, &accounts, |i| i, |_| quiet(), "connecting")
+        .connect_many(
+            0..args.fill_sockets,
+            &accounts,
+            |_| 0,
+            |_| quiet(),
+            "connecting",
+        )
         .await;
-    let me = fleet
-        .sockets
-        .into_iter()
-        .flatten()
-        .next()
-        .ok_or_else(|| anyhow!("not connected: {}", fleet.first_errors.join(" | ")))?;
+    if fleet.failed > 0 {
+        bail!("not connected: {}", fleet.first_errors.join(" | "));
+    }
+    let senders: Vec<_> = fleet.sockets.into_iter().flatten().collect();
+    let me = senders[0].clone();
     let created = me
         .request(
             "create-personal-chat",
@@ -75,7 +84,7 @@ pub async fn run(ctx: &Ctx, args: &HistoryArgs) -> Result<Outcome> {
         while sent < args.messages && sent - done < args.window {
             let (answered, failed, deep_id) = (answered.clone(), failed.clone(), deep_id.clone());
             let k = sent;
-            me.emit_with_ack(
+            senders[(k % senders.len() as u64) as usize].emit_with_ack(
                 "send-personal-message",
                 &json!({"ChatId": chat, "Content": format!("history {k}")}),
                 Box::new(move |ack, _| {
@@ -143,7 +152,9 @@ pub async fn run(ctx: &Ctx, args: &HistoryArgs) -> Result<Outcome> {
     }
     bar.finish_and_clear();
     let after = ctx.procs.sample()?;
-    me.close();
+    for s in &senders {
+        s.close();
+    }
     let fill = ctx
         .procs
         .between(&before, &filled, Some(("messages", args.messages)));

@@ -175,7 +175,7 @@ impl Application {
             .layer(cors(&settings))
             .with_state(state.clone());
 
-        let listener = TcpListener::bind((settings.host.as_str(), settings.port))
+        let listener = listen(&settings.host, settings.port)
             .await
             .with_context(|| format!("cannot bind {}:{}", settings.host, settings.port))?;
         let addr = listener.local_addr()?;
@@ -266,4 +266,29 @@ async fn sweep(state: AppState) {
         state.origins.sweep();
         state.consistency.sweep();
     }
+}
+
+/// Connections the kernel may hold for us before we accept them. tokio's `bind` asks for 1,024;
+/// when thousands of clients reconnect at once (a restarted proxy, a network blip) the excess SYNs
+/// were dropped and those clients waited out TCP's retransmission back-off (1 s, 3 s, 7 s …). The
+/// kernel caps this at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 65_535;
+
+async fn listen(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(addr)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("the address resolves to nothing")))
 }

@@ -200,21 +200,38 @@ pub async fn send_on_connect(socket: &SocketRef, state: &AppState, user: &Socket
         )
         .ok();
     state.consistency.caught_up_for(&user.user_id).await;
-    match chat_lists(state, &user.user_id).await {
-        Ok((personal, groups)) => {
-            socket.emit("personal-chat-list", &personal).ok();
-            socket.emit("group-chat-list", &groups).ok();
-        }
-        Err(failure) => {
-            socket
-                .emit(
-                    "request-failed",
-                    &json!({"Event": "connect", "code": failure.code, "message": failure.message}),
-                )
-                .ok();
+    // A client without its lists is stuck, so a failure to read them (typically the database pool
+    // running dry when thousands of clients reconnect at once) is retried with back-off for a
+    // while; only then is the client told and let go, so that it reconnects.
+    let deadline = tokio::time::Instant::now() + ON_CONNECT_PATIENCE;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match chat_lists(state, &user.user_id).await {
+            Ok((personal, groups)) => {
+                socket.emit("personal-chat-list", &personal).ok();
+                socket.emit("group-chat-list", &groups).ok();
+                return;
+            }
+            Err(_) if tokio::time::Instant::now() + pause < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(failure) => {
+                socket
+                    .emit(
+                        "request-failed",
+                        &json!({"Event": "connect", "code": failure.code, "message": failure.message}),
+                    )
+                    .ok();
+                socket.clone().disconnect().ok();
+                return;
+            }
         }
     }
 }
+
+/// How long the on-connect lists may take, retries included, before the socket is let go.
+const ON_CONNECT_PATIENCE: Duration = Duration::from_secs(30);
 
 async fn chat_lists(state: &AppState, user: &UserId) -> Result<(Value, Value), Failure> {
     let personal = queries::personal_chat_list(&state.reads, user)

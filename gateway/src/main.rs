@@ -7,6 +7,7 @@ use gateway::Application;
 
 /// glibc's allocator spent a tenth of the server's time under load (many small, short-lived
 /// allocations across threads); mimalloc handles that pattern with less contention.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use infra::config::Settings;

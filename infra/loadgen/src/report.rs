@@ -186,6 +186,7 @@ impl Report {
             .build_cartesian_2d(0f64..5f64, (y_min..y_max).log_scale())?;
         chart
             .configure_mesh()
+            .x_labels(6)
             .x_desc("percentile")
             .y_desc("ms")
             .x_label_formatter(&|x| match x.round() as i64 {

@@ -69,12 +69,14 @@ pub async fn run(ctx: &Ctx, args: &ReconnectArgs) -> Result<Outcome> {
             .collect()
     };
     let accounts = Arc::new(accounts);
+    let errors: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
     let outcomes: Vec<(Option<crate::client::Socket>, u32)> = stream::iter(0..args.sockets)
         .map(|i| {
             let bar = bar.clone();
             let latency = latency.clone();
             let accounts = accounts.clone();
             let delay = delays[i];
+            let errors = errors.clone();
             async move {
                 tokio::time::sleep(Duration::from_millis(delay)).await;
                 let mut backoff = Duration::from_millis(100);
@@ -86,7 +88,13 @@ pub async fn run(ctx: &Ctx, args: &ReconnectArgs) -> Result<Outcome> {
                             bar.inc(1);
                             return (Some(socket), attempt);
                         }
-                        Err(_) => {
+                        Err(e) => {
+                            if let Ok(mut errors) = errors.lock() {
+                                let e = format!("{e:#}");
+                                if errors.len() < 5 && !errors.contains(&e) {
+                                    errors.push(e);
+                                }
+                            }
                             tokio::time::sleep(backoff).await;
                             backoff = (backoff * 2).min(Duration::from_secs(5));
                         }
@@ -118,6 +126,7 @@ pub async fn run(ctx: &Ctx, args: &ReconnectArgs) -> Result<Outcome> {
             "back_and_resynced": back,
             "gave_up": args.sockets - back,
             "needed_a_retry": retried,
+            "first_errors": errors.lock().map(|e| e.join(" | ")).unwrap_or_default(),
             "all_back_seconds": round3(all_back.as_secs_f64()),
             "first_connect_per_second": round3(args.sockets as f64 / fleet.elapsed.as_secs_f64().max(1e-9)),
         }),

@@ -35,9 +35,11 @@ struct Loaded<A> {
     synced: bool,
 }
 
+/// A command's decision on a stream's state.
+type Decide<'a, A> = dyn Fn(&A) -> Result<Decision, Refusal> + Send + Sync + 'a;
 /// A decision that can wait in a stream's queue and be decided by whichever command holds the
 /// stream's lock (owned, so it outlives the borrow of the command that made it).
-type QueuedDecision<A> = Box<dyn Fn(&A) -> Result<Decision, Refusal> + Send + Sync>;
+type QueuedDecision<A> = Box<Decide<'static, A>>;
 
 /// A command waiting in a stream's queue, and where its answer goes.
 struct Job<A> {
@@ -307,81 +309,19 @@ impl CommandService {
     /// moved the stream on, the append fails its expected-version check and the state is caught
     /// up; a refusal or a "nothing to do" decided on the cached state alone is re-checked after
     /// catching up, so no stale state refuses a command or skips a write.
-    async fn execute<A: Aggregate>(
+    async fn execute<A: Aggregate + Clone>(
         &self,
         cache: &Cache<A>,
         stream: &str,
         meta: &EventMetadata,
-        decide: impl Fn(&A) -> Result<Decision, Refusal>,
+        decide: impl Fn(&A) -> Result<Decision, Refusal> + Send + Sync,
     ) -> Result<Accepted, Refusal> {
         let entry = cache.entry(stream);
         let mut loaded = entry.loaded.lock().await;
-        let mut fresh = false;
-        if !loaded.synced {
-            self.catch_up(stream, &mut loaded).await?;
-            loaded.synced = true;
-            fresh = true;
-        }
-        for _ in 0..MAX_ATTEMPTS {
-            let events = match decide(&loaded.state) {
-                Err(_) | Ok(Decision::AlreadyDone(_)) if !fresh => {
-                    self.catch_up(stream, &mut loaded).await?;
-                    fresh = true;
-                    continue;
-                }
-                Err(refusal) => return Err(refusal),
-                Ok(Decision::AlreadyDone(accepted)) => return Ok(accepted),
-                Ok(Decision::Append(events)) => events,
-            };
-            let expected = loaded
-                .version
-                .map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
-            let accepted = accepted_for(&events);
-            let new_events: Vec<_> = events
-                .iter()
-                .map(|e| e.clone().into_new_event(meta.clone()))
-                .collect();
-            let occurred_at = new_events.last().map(|e| e.occurred_at);
-            match self
-                .store
-                .append(stream, expected, new_events.clone())
-                .await
-            {
-                Ok(result) => {
-                    apply_own(
-                        stream,
-                        &mut loaded,
-                        &events,
-                        &new_events,
-                        result.version,
-                        result.position,
-                    );
-                    return Ok(Accepted {
-                        position: result.position,
-                        occurred_at: accepted.message_id.as_ref().and(occurred_at),
-                        ..accepted
-                    });
-                }
-                Err(StoreError::WrongExpectedVersion { .. }) => {
-                    tracing::debug!(stream, "another writer appended first; deciding again");
-                    self.catch_up(stream, &mut loaded).await?;
-                    fresh = true;
-                }
-                Err(e) => {
-                    tracing::error!(stream, error = %e, "append failed");
-                    // Whether the append landed is unknown: read the stream before the next decision.
-                    loaded.synced = false;
-                    return Err(Refusal::new(
-                        RefusalCode::Internal,
-                        "the event store is unavailable",
-                    ));
-                }
-            }
-        }
-        Err(Refusal::new(
-            RefusalCode::Conflict,
-            "too many concurrent changes; try again",
-        ))
+        self.decide_batch(stream, &mut loaded, &[(&decide, meta)])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(Refusal::new(RefusalCode::Internal, "no decision was made")))
     }
 
     /// Like [`Self::execute`], for the commands that come in floods on one stream (messages): the
@@ -424,31 +364,35 @@ impl CommandService {
             if jobs.is_empty() {
                 return Err(lost());
             }
-            self.decide_batch(stream, &mut loaded, jobs).await;
+            let decisions: Vec<(&Decide<'_, A>, &EventMetadata)> = jobs
+                .iter()
+                .map(|j| (&*j.decide as &Decide<'_, A>, &j.meta))
+                .collect();
+            let results = self.decide_batch(stream, &mut loaded, &decisions).await;
+            for (job, result) in jobs.into_iter().zip(results) {
+                let _ = job.reply.send(result);
+            }
         }
     }
 
-    /// Decides `jobs` in order and appends their events in one write; answers every job.
+    /// Decides `jobs` in order, each on the state the ones before it leave, and appends their
+    /// events in one write (retrying the whole batch on a version conflict); one answer per job.
     async fn decide_batch<A: Aggregate + Clone>(
         &self,
         stream: &str,
         loaded: &mut Loaded<A>,
-        jobs: Vec<Job<A>>,
-    ) {
+        jobs: &[(&Decide<'_, A>, &EventMetadata)],
+    ) -> Vec<Result<Accepted, Refusal>> {
         enum Outcome {
             Done(Result<Accepted, Refusal>),
             /// Its events are `events[range]` of the batch's append.
             Append(std::ops::Range<usize>, Accepted),
         }
-        let answer_all = |jobs: Vec<Job<A>>, refusal: Refusal| {
-            for job in jobs {
-                let _ = job.reply.send(Err(refusal.clone()));
-            }
-        };
+        let answer_all = |refusal: Refusal| vec![Err(refusal); jobs.len()];
         let mut fresh = false;
         if !loaded.synced {
             if let Err(refusal) = self.catch_up(stream, loaded).await {
-                return answer_all(jobs, refusal);
+                return answer_all(refusal);
             }
             loaded.synced = true;
             fresh = true;
@@ -460,11 +404,11 @@ impl CommandService {
             let mut events: Vec<DomainEvent> = Vec::new();
             let mut new_events = Vec::new();
             let mut outcomes = Vec::with_capacity(jobs.len());
-            for job in &jobs {
-                match (job.decide)(&state) {
+            for (decide, meta) in jobs {
+                match decide(&state) {
                     Err(_) | Ok(Decision::AlreadyDone(_)) if !fresh => {
                         if let Err(refusal) = self.catch_up(stream, loaded).await {
-                            return answer_all(jobs, refusal);
+                            return answer_all(refusal);
                         }
                         fresh = true;
                         continue 'attempt;
@@ -476,7 +420,7 @@ impl CommandService {
                     Ok(Decision::Append(mine)) => {
                         let start = events.len();
                         for event in &mine {
-                            let new = event.clone().into_new_event(job.meta.clone());
+                            let new = event.clone().into_new_event((*meta).clone());
                             // Provisional version and position, for the jobs after this one.
                             let v = version.map_or(0, |v| v + 1);
                             state.apply(event, &provisional(stream, &new, v));
@@ -513,7 +457,7 @@ impl CommandService {
                     Err(StoreError::WrongExpectedVersion { .. }) => {
                         tracing::debug!(stream, "another writer appended first; deciding again");
                         if let Err(refusal) = self.catch_up(stream, loaded).await {
-                            return answer_all(jobs, refusal);
+                            return answer_all(refusal);
                         }
                         fresh = true;
                         continue 'attempt;
@@ -521,15 +465,16 @@ impl CommandService {
                     Err(e) => {
                         tracing::error!(stream, error = %e, "append failed");
                         loaded.synced = false;
-                        return answer_all(
-                            jobs,
-                            Refusal::new(RefusalCode::Internal, "the event store is unavailable"),
-                        );
+                        return answer_all(Refusal::new(
+                            RefusalCode::Internal,
+                            "the event store is unavailable",
+                        ));
                     }
                 }
             }
-            for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                let result = match outcome {
+            return outcomes
+                .into_iter()
+                .map(|outcome| match outcome {
                     Outcome::Done(Ok(mut accepted)) => {
                         // A repeat of a send made earlier in this same batch points at this write.
                         if let (0, Some(p)) = (accepted.position, position) {
@@ -547,18 +492,13 @@ impl CommandService {
                         ),
                         ..accepted
                     }),
-                };
-                let _ = job.reply.send(result);
-            }
-            return;
+                })
+                .collect();
         }
-        answer_all(
-            jobs,
-            Refusal::new(
-                RefusalCode::Conflict,
-                "too many concurrent changes; try again",
-            ),
-        )
+        answer_all(Refusal::new(
+            RefusalCode::Conflict,
+            "too many concurrent changes; try again",
+        ))
     }
 
     /// Applies the events of `stream` written since `loaded.version`.

@@ -38,6 +38,18 @@ pub struct Fleet {
 }
 
 impl Fleet {
+    /// Fails unless every socket connected, naming the first errors.
+    pub fn require_all(&self, what: &str) -> Result<()> {
+        if self.failed > 0 {
+            anyhow::bail!(
+                "{} {what} did not connect: {}",
+                self.failed,
+                self.first_errors.join(" | ")
+            );
+        }
+        Ok(())
+    }
+
     pub fn ok(&self) -> usize {
         self.sockets.iter().filter(|s| s.is_some()).count()
     }

@@ -160,13 +160,7 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Outcome> {
     let members = ctx
         .connect_many(1..args.members, &accounts, |i| i, sink, "members online")
         .await;
-    if members.failed > 0 {
-        bail!(
-            "{} members did not connect: {}",
-            members.failed,
-            members.first_errors.join(" | ")
-        );
-    }
+    members.require_all("members")?;
 
     let before = ctx.procs.sample()?;
     let ack = Latency::new();

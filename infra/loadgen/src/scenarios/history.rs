@@ -50,9 +50,7 @@ pub async fn run(ctx: &Ctx, args: &HistoryArgs) -> Result<Outcome> {
             "connecting",
         )
         .await;
-    if fleet.failed > 0 {
-        bail!("not connected: {}", fleet.first_errors.join(" | "));
-    }
+    fleet.require_all("sockets")?;
     let senders: Vec<_> = fleet.sockets.into_iter().flatten().collect();
     let me = senders[0].clone();
     let created = me

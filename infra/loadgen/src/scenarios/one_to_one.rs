@@ -118,13 +118,7 @@ pub async fn run(ctx: &Ctx, args: &OneToOneArgs) -> Result<Outcome> {
             "connecting",
         )
         .await;
-    if fleet.failed > 0 {
-        bail!(
-            "{} sockets did not connect: {}",
-            fleet.failed,
-            fleet.first_errors.join(" | ")
-        );
-    }
+    fleet.require_all("sockets")?;
     let sockets: Vec<Socket> = fleet.sockets.into_iter().flatten().collect();
     let chats: Vec<String> = stream::iter(0..args.pairs)
         .map(|p| {

@@ -47,13 +47,7 @@ pub async fn run(ctx: &Ctx, args: &ReconnectArgs) -> Result<Outcome> {
             "connecting",
         )
         .await;
-    if fleet.failed > 0 {
-        bail!(
-            "{} sockets did not connect: {}",
-            fleet.failed,
-            fleet.first_errors.join(" | ")
-        );
-    }
+    fleet.require_all("sockets")?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = ctx.procs.sample()?;
     let dropped_at = Instant::now();

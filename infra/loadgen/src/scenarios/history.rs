@@ -16,6 +16,9 @@ use crate::ctx::{quiet, Ctx};
 use crate::metrics::{round3, Latency};
 use crate::progress;
 
+/// How long the fill may go without a single answer before the run gives up.
+const STALL: Duration = Duration::from_secs(60);
+
 #[derive(Args, Debug, Clone, serde::Serialize)]
 pub struct HistoryArgs {
     /// Messages in the chat.
@@ -77,6 +80,7 @@ pub async fn run(ctx: &Ctx, args: &HistoryArgs) -> Result<Outcome> {
     let before = ctx.procs.sample()?;
     let started = Instant::now();
     let mut sent = 0u64;
+    let mut progress_at = (0u64, Instant::now());
     while answered.load(Ordering::Relaxed) < args.messages {
         let done = answered.load(Ordering::Relaxed);
         while sent < args.messages && sent - done < args.window {
@@ -100,8 +104,14 @@ pub async fn run(ctx: &Ctx, args: &HistoryArgs) -> Result<Outcome> {
         }
         bar.set_position(done);
         tokio::time::sleep(Duration::from_millis(1)).await;
-        if started.elapsed() > Duration::from_secs(3600) {
-            bail!("filling the chat took over an hour");
+        if done > progress_at.0 {
+            progress_at = (done, Instant::now());
+        } else if progress_at.1.elapsed() > STALL {
+            bail!(
+                "filling the chat stalled: {} of {} sends unanswered for {STALL:?} ({done} answered)",
+                sent - done,
+                args.messages
+            );
         }
     }
     bar.finish_and_clear();

@@ -423,7 +423,7 @@ impl CommandService {
                             let new = event.clone().into_new_event((*meta).clone());
                             // Provisional version and position, for the jobs after this one.
                             let v = version.map_or(0, |v| v + 1);
-                            state.apply(event, &provisional(stream, &new, v));
+                            state.apply(event, &recorded_as(stream, &new, v, 0));
                             version = Some(v);
                             new_events.push(new);
                         }
@@ -548,36 +548,25 @@ fn apply_own<A: Aggregate>(
 ) {
     let first_version = last_version + 1 - events.len() as u64;
     for (i, (event, new)) in events.iter().zip(new_events).enumerate() {
-        let recorded = events_schema::RecordedEvent {
-            event_id: new.event_id,
-            stream: stream.to_owned(),
-            version: first_version + i as u64,
-            position: last_position,
-            event_type: new.event_type.clone(),
-            schema_version: new.schema_version,
-            occurred_at: new.occurred_at,
-            actor: new.metadata.actor.clone(),
-            correlation_id: new.metadata.correlation_id,
-            causation_id: new.metadata.causation_id,
-            payload: new.payload.clone(),
-        };
+        let recorded = recorded_as(stream, new, first_version + i as u64, last_position);
         loaded.state.apply(event, &recorded);
     }
     loaded.version = Some(last_version);
 }
 
-/// A not yet stored event as a decision after it in the same batch sees it: its version is
-/// known, its position is not (0).
-fn provisional(
+/// An event this service appends (or is about to: a decision after it in the same batch sees it
+/// with its version and position 0) as the store will hold it.
+fn recorded_as(
     stream: &str,
     new: &events_schema::NewEvent,
     version: u64,
+    position: events_schema::Position,
 ) -> events_schema::RecordedEvent {
     events_schema::RecordedEvent {
         event_id: new.event_id,
         stream: stream.to_owned(),
         version,
-        position: 0,
+        position,
         event_type: new.event_type.clone(),
         schema_version: new.schema_version,
         occurred_at: new.occurred_at,

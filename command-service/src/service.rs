@@ -398,14 +398,19 @@ impl CommandService {
             fresh = true;
         }
         'attempt: for _ in 0..MAX_ATTEMPTS {
-            // Decide on a copy, so that a failed append leaves the cached state as it was.
-            let mut state = loaded.state.clone();
+            // Later jobs decide on a copy holding the earlier jobs' events, so that a failed append
+            // leaves the cached state as it was. The copy is made only when a later job needs it:
+            // a batch of one (most commands) costs no clone of the state, which for a large group
+            // holds every member.
+            let mut scratch: Option<A> = None;
             let mut version = loaded.version;
             let mut events: Vec<DomainEvent> = Vec::new();
             let mut new_events = Vec::new();
             let mut outcomes = Vec::with_capacity(jobs.len());
-            for (decide, meta) in jobs {
-                match decide(&state) {
+            for (i, (decide, meta)) in jobs.iter().enumerate() {
+                let decision = decide(scratch.as_ref().unwrap_or(&loaded.state));
+                let later = i + 1 < jobs.len();
+                match decision {
                     Err(_) | Ok(Decision::AlreadyDone(_)) if !fresh => {
                         if let Err(refusal) = self.catch_up(stream, loaded).await {
                             return answer_all(refusal);
@@ -423,7 +428,11 @@ impl CommandService {
                             let new = event.clone().into_new_event((*meta).clone());
                             // Provisional version and position, for the jobs after this one.
                             let v = version.map_or(0, |v| v + 1);
-                            state.apply(event, &recorded_as(stream, &new, v, 0));
+                            if later {
+                                scratch
+                                    .get_or_insert_with(|| loaded.state.clone())
+                                    .apply(event, &recorded_as(stream, &new, v, 0));
+                            }
                             version = Some(v);
                             new_events.push(new);
                         }

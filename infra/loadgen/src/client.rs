@@ -139,6 +139,22 @@ impl Socket {
         Ok(serde_json::from_str(&text)?)
     }
 
+    /// [`Self::request`], then the string field `key` of the answer (the id a request created).
+    pub async fn request_id(
+        &self,
+        event: &str,
+        data: &Value,
+        answer: &str,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<String> {
+        let v = self.request(event, data, answer, None, timeout).await?;
+        v.get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("no {key} in `{answer}` {v}"))
+    }
+
     /// Sends a Socket.IO disconnect and closes the WebSocket.
     pub fn close(&self) {
         let _ = self.tx.send(Command::Close);

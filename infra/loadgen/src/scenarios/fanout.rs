@@ -92,20 +92,15 @@ pub async fn run(ctx: &Ctx, args: &FanoutArgs) -> Result<Outcome> {
         .take(CREATE_WITH)
         .map(|a| a.user_id.as_str())
         .collect();
-    let created = admin
-        .request(
+    let group = admin
+        .request_id(
             "create-group-chat",
             &json!({"Name": "fan-out", "Description": "loadgen", "Participants": first}),
             "create-group-chat-creator",
-            None,
+            "GroupId",
             ctx.timeout,
         )
         .await?;
-    let group = created
-        .get("GroupId")
-        .and_then(Value::as_str)
-        .ok_or_else(|| anyhow!("no GroupId in {created}"))?
-        .to_string();
     let rest = &accounts[(1 + CREATE_WITH).min(accounts.len())..];
     let bar = progress::bar(rest.len() as u64, "adding members");
     let setup_started = Instant::now();

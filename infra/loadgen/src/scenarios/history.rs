@@ -56,20 +56,15 @@ pub async fn run(ctx: &Ctx, args: &HistoryArgs) -> Result<Outcome> {
     fleet.require_all("sockets")?;
     let senders: Vec<_> = fleet.sockets.into_iter().flatten().collect();
     let me = senders[0].clone();
-    let created = me
-        .request(
+    let chat = me
+        .request_id(
             "create-personal-chat",
             &json!({"Receiver": accounts[1].user_id}),
             "create-personal-chat-creator",
-            None,
+            "ChatId",
             ctx.timeout,
         )
         .await?;
-    let chat = created
-        .get("ChatId")
-        .and_then(Value::as_str)
-        .ok_or_else(|| anyhow!("no ChatId in {created}"))?
-        .to_string();
 
     // Fill: `window` sends in flight; remember the id of message number `deep_at`.
     let deep_at = args.limit * 2;

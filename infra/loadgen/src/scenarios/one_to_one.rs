@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
@@ -125,19 +125,15 @@ pub async fn run(ctx: &Ctx, args: &OneToOneArgs) -> Result<Outcome> {
             let sender = &sockets[2 * p];
             let receiver = &accounts[2 * p + 1];
             async move {
-                let v = sender
-                    .request(
+                sender
+                    .request_id(
                         "create-personal-chat",
                         &json!({"Receiver": receiver.user_id}),
                         "create-personal-chat-creator",
-                        None,
+                        "ChatId",
                         ctx.timeout,
                     )
-                    .await?;
-                v.get("ChatId")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .ok_or_else(|| anyhow!("no ChatId in {v}"))
+                    .await
             }
         })
         .buffered(16)

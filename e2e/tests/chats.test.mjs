@@ -162,6 +162,46 @@ test('60 pipelined sends arrive complete and in order, as fetch returns them', a
   closeAll(a, b);
 });
 
+test('a socket that stops reading is disconnected when its send buffer fills, never silently skipped', async () => {
+  const [a, b] = [await person(), await person()];
+  const chat = await personalChat(a, b);
+  const slow = await b.another();
+  // The slow socket stops reading: the kernel's buffers fill, then the gateway's buffer for it
+  // (1,024 packets). 2,400 messages of 4,000 characters are several times what all of those hold.
+  const tcp = slow.io.engine.transport.ws._socket;
+  tcp.pause();
+  const total = 2400;
+  const content = (i) => `${i}:`.padEnd(4000, 'x');
+  const window = 64;
+  let next = 0;
+  const sender = async () => {
+    while (next < total) {
+      const i = next++;
+      const ack = await a.s.request('send-personal-message', { ChatId: chat, Content: content(i) }, 30000);
+      assert.equal(ack.success, 1, JSON.stringify(ack));
+    }
+  };
+  await Promise.all(Array.from({ length: window }, sender));
+  // The reading socket of the same user got everything.
+  await b.s.waitFor('receive-personal-message', { pred: (p) => p.Content === content(total - 1), timeoutMs: 30000 });
+  assert.equal(count(b.s, 'receive-personal-message'), total);
+
+  tcp.resume();
+  assert.equal(await slow.waitFor('disconnect', { timeoutMs: 30000 }), 'io server disconnect');
+  // What the slow socket did get is the conversation up to the first packet that did not fit,
+  // in order, and nothing after it: no gap is hidden from its client.
+  const got = slow.events.filter((e) => e.event === 'receive-personal-message').map((e) => e.payload.Content);
+  assert.ok(got.length < total, `the slow socket got ${got.length} of ${total}`);
+  assert.deepEqual(got, Array.from({ length: got.length }, (_, i) => content(i)));
+  // Connecting again resyncs: the unread count covers every message.
+  const again = await b.another();
+  const list = again.events.find((e) => e.event === 'personal-chat-list').payload.PersonalChatList;
+  assert.equal(list[0].Unread, total);
+  again.close();
+  slow.close();
+  closeAll(a, b);
+});
+
 test('a ClientId retry stores nothing new, in personal chats and groups', async () => {
   const [a, b] = [await person(), await person()];
   const chat = await personalChat(a, b);

@@ -137,6 +137,7 @@ impl Application {
         };
         let (socket_layer, io) = SocketIo::builder()
             .max_payload(MAX_SOCKET_PAYLOAD)
+            .max_buffer_size(socket::outbound::SEND_BUFFER)
             // Each WebSocket reads in chunks of this size and keeps the buffer: most frames are small.
             .ws_read_buffer_size(WS_READ_BUFFER)
             .with_state(state.clone())

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use socketioxide::socket::Sid;
 use tokio::sync::mpsc;
 
-use crate::socket::user_room;
+use crate::socket::{outbound, user_room};
 use crate::state::AppState;
 use crate::wire::timestamp;
 
@@ -87,7 +87,7 @@ impl Audience {
     }
 }
 
-async fn emit(state: &AppState, audience: Audience, event: &'static str, payload: Value) {
+fn emit(state: &AppState, audience: Audience, event: &'static str, payload: Value) {
     if audience.users.is_empty() {
         return;
     }
@@ -97,8 +97,13 @@ async fn emit(state: &AppState, audience: Audience, event: &'static str, payload
     if let Some(sid) = audience.except {
         to = to.except(sid);
     }
-    if let Err(e) = to.emit(event, &payload).await {
-        tracing::debug!(event, error = %e, "not delivered");
+    // One socket at a time rather than one broadcast, so that a socket whose buffer is full is
+    // known and disconnected (outbound.rs); the payload is serialized once.
+    let Some(payload) = outbound::encode(&payload) else {
+        return;
+    };
+    for socket in to.sockets() {
+        outbound::emit(&socket, event, &payload);
     }
 }
 
@@ -159,24 +164,18 @@ async fn deliver(
             let (chat, everyone) = &*entry;
             let to = Audience::users(others(everyone, &reader));
             match chat.kind {
-                Kind::Personal => {
-                    emit(
-                        state,
-                        to,
-                        "read-personal-msg-ack",
-                        json!({"ChatId": chat_id, "Reader": reader}),
-                    )
-                    .await
-                }
-                Kind::Group => {
-                    emit(
-                        state,
-                        to,
-                        "read-grp-msg-ack",
-                        json!({"Reader": reader, "ChatId": chat_id}),
-                    )
-                    .await
-                }
+                Kind::Personal => emit(
+                    state,
+                    to,
+                    "read-personal-msg-ack",
+                    json!({"ChatId": chat_id, "Reader": reader}),
+                ),
+                Kind::Group => emit(
+                    state,
+                    to,
+                    "read-grp-msg-ack",
+                    json!({"Reader": reader, "ChatId": chat_id}),
+                ),
                 Kind::SelfChat => {}
             }
         }
@@ -192,8 +191,7 @@ async fn deliver(
                 Audience::users([partner]),
                 "create-personal-chat-partner",
                 payload,
-            )
-            .await;
+            );
         }
         DomainEvent::GroupCreated(GroupCreated {
             chat_id,
@@ -208,8 +206,7 @@ async fn deliver(
                 to,
                 "create-group-chat-receiver",
                 json!({"GroupId": chat_id, "Name": name}),
-            )
-            .await;
+            );
         }
         DomainEvent::MemberAdded(MemberAdded { chat_id, member }) => {
             let everyone = members(state, &chat_id).await?;
@@ -220,15 +217,13 @@ async fn deliver(
                 Audience::users(others(&everyone, &member)),
                 "add-member-success",
                 payload,
-            )
-            .await;
+            );
             emit(
                 state,
                 Audience::users([member]),
                 "new-grp-added",
                 json!({"ChatId": chat_id}),
-            )
-            .await;
+            );
         }
         DomainEvent::MemberRemoved(MemberRemoved {
             chat_id,
@@ -247,8 +242,7 @@ async fn deliver(
                         Audience::users([member.clone()]),
                         "kicked-out",
                         json!({"GroupId": chat_id, "GroupName": group}),
-                    )
-                    .await;
+                    );
                     let to = match &actor {
                         Some(admin) => others(&remaining, admin),
                         None => remaining.iter().map(|m| m.id.clone()).collect(),
@@ -258,8 +252,7 @@ async fn deliver(
                         Audience::users(to),
                         "someone-kicked-out",
                         json!({"GroupId": chat_id, "Member": member}),
-                    )
-                    .await;
+                    );
                 }
                 RemovalReason::Left => {
                     let name = name_of(state, &member).await?;
@@ -269,8 +262,7 @@ async fn deliver(
                         to,
                         "user-left-grp",
                         json!({"GroupId": chat_id, "User": name, "UserId": member}),
-                    )
-                    .await;
+                    );
                 }
             }
         }
@@ -281,8 +273,7 @@ async fn deliver(
                 audience,
                 "change-admin-success-receiver",
                 json!({"GroupId": chat_id, "Admin": to}),
-            )
-            .await;
+            );
         }
         DomainEvent::GroupDeleted(GroupDeleted { chat_id }) => {
             let everyone = members(state, &chat_id).await?;
@@ -295,8 +286,7 @@ async fn deliver(
                 Audience::users(to),
                 "delete-grp-success-receiver",
                 json!({"GroupId": chat_id}),
-            )
-            .await;
+            );
         }
         DomainEvent::UserRegistered(_)
         | DomainEvent::UserRenamed(_)
@@ -317,7 +307,7 @@ async fn deliver_message(
     if sent.chat_id.as_str() == sent.sender_id.as_str() {
         let payload = json!({"ChatId": sent.chat_id, "Content": sent.content, "MessageId": sent.message_id, "Timestamp": at});
         let to = Audience::users([sent.sender_id.clone()]).but_origin(origin);
-        emit(state, to, "receive-self-message", payload).await;
+        emit(state, to, "receive-self-message", payload);
         return Ok(());
     }
     let Some(entry) = memo.get(state, &sent.chat_id).await? else {
@@ -337,7 +327,7 @@ async fn deliver_message(
                 "MessageId": sent.message_id, "Timestamp": at,
             });
             let to = Audience::users(everyone.iter().map(|m| m.id.clone())).but_origin(origin);
-            emit(state, to, "receive-personal-message", payload).await;
+            emit(state, to, "receive-personal-message", payload);
         }
         Kind::Group => {
             let payload = json!({
@@ -349,8 +339,7 @@ async fn deliver_message(
                 Audience::users(others(everyone, &sent.sender_id)),
                 "receive-group-message",
                 payload,
-            )
-            .await;
+            );
         }
         Kind::SelfChat => {}
     }

@@ -12,6 +12,7 @@ use socketioxide::extract::{Event, SocketRef, TryData};
 use tokio::sync::mpsc;
 
 use super::chats;
+use super::outbound;
 use super::reply::{Failure, Reply};
 use super::requests;
 use super::SocketUser;
@@ -157,7 +158,7 @@ impl Handlers {
         Fut: Future<Output = Result<Answer, Failure>> + Send + 'static,
     {
         let Ok(slot) = self.queue.try_reserve() else {
-            reply.fail(socket, event, &Failure::rate_limited());
+            reply.fail(event, &Failure::rate_limited());
             return;
         };
         let ctx = Ctx {
@@ -176,11 +177,11 @@ impl Handlers {
             match result {
                 Ok(answer) => {
                     if let Some((name, payload)) = &answer.emit {
-                        socket.emit(*name, payload).ok();
+                        outbound::emit(&socket, name, payload);
                     }
                     reply.ok(answer.ack);
                 }
-                Err(failure) => reply.fail(&socket, event, &failure),
+                Err(failure) => reply.fail(event, &failure),
             }
         }));
     }
@@ -193,12 +194,11 @@ pub(super) fn internal(e: impl std::fmt::Display) -> Failure {
 
 /// `user-id`, `personal-chat-list`, `group-chat-list`, in this order.
 pub async fn send_on_connect(socket: &SocketRef, state: &AppState, user: &SocketUser) {
-    socket
-        .emit(
-            "user-id",
-            &json!({"userId": user.user_id, "userName": user.name}),
-        )
-        .ok();
+    outbound::emit(
+        socket,
+        "user-id",
+        &json!({"userId": user.user_id, "userName": user.name}),
+    );
     state.consistency.caught_up_for(&user.user_id).await;
     // A client without its lists is stuck, so a failure to read them (typically the database pool
     // running dry when thousands of clients reconnect at once) is retried with back-off for a
@@ -208,8 +208,8 @@ pub async fn send_on_connect(socket: &SocketRef, state: &AppState, user: &Socket
     loop {
         match chat_lists(state, &user.user_id).await {
             Ok((personal, groups)) => {
-                socket.emit("personal-chat-list", &personal).ok();
-                socket.emit("group-chat-list", &groups).ok();
+                outbound::emit(socket, "personal-chat-list", &personal);
+                outbound::emit(socket, "group-chat-list", &groups);
                 return;
             }
             Err(_) if tokio::time::Instant::now() + pause < deadline => {

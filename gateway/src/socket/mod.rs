@@ -9,6 +9,7 @@
 mod chats;
 mod handlers;
 mod handshake;
+pub mod outbound;
 mod reply;
 mod requests;
 
@@ -100,9 +101,7 @@ async fn on_connect(socket: SocketRef, State(state): State<AppState>) {
                 return false;
             }
             if let Some(access) = fresh_access {
-                socket
-                    .emit("access-token", &json!({"accessToken": access}))
-                    .ok();
+                outbound::emit(&socket, "access-token", &json!({"accessToken": access}));
             }
             handlers::send_on_connect(&socket, &state, &user).await;
             true

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use events_schema::RefusalCode;
 use serde_json::{json, Value};
 use socketioxide::adapter::LocalAdapter;
-use socketioxide::extract::AckSender;
+use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::Socket;
+
+use super::outbound;
 
 /// Why a request failed, in the protocol's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +85,7 @@ impl Failure {
 pub struct Reply {
     ack: AckSender,
     wants_ack: bool,
+    socket: SocketRef,
 }
 
 impl FromMessageParts<LocalAdapter> for Reply {
@@ -97,6 +100,7 @@ impl FromMessageParts<LocalAdapter> for Reply {
         Ok(Self {
             ack,
             wants_ack: ack_id.is_some(),
+            socket: SocketRef::from(s.clone()),
         })
     }
 }
@@ -108,31 +112,29 @@ impl Reply {
         if let (Some(body), Value::Object(fields)) = (body.as_object_mut(), fields) {
             body.extend(fields);
         }
-        if let Err(e) = self.ack.send(&body) {
-            tracing::debug!(error = %e, "ack not sent");
-        }
+        outbound::sent(&self.socket, "ack", self.ack.send(&body));
     }
 
     /// Answers a failure: the ack if the client asked for one, else `request-failed` to `socket`.
-    pub fn fail(self, socket: &Socket<LocalAdapter>, event: &str, failure: &Failure) {
+    pub fn fail(self, event: &str, failure: &Failure) {
         tracing::debug!(event, code = failure.code, message = %failure.message, "request refused");
+        let socket = &self.socket;
         if let Some((legacy, payload)) = &failure.also {
-            socket.emit(*legacy, payload).ok();
+            outbound::emit(socket, legacy, payload);
         }
-        let result = if self.wants_ack {
-            self.ack.send(&json!({
+        if self.wants_ack {
+            let answer = json!({
                 "success": failure.success(),
                 "code": failure.code,
                 "message": failure.message,
-            }))
+            });
+            outbound::sent(socket, "ack", self.ack.send(&answer));
         } else {
-            socket.emit(
+            outbound::emit(
+                socket,
                 "request-failed",
                 &json!({"Event": event, "code": failure.code, "message": failure.message}),
-            )
-        };
-        if let Err(e) = result {
-            tracing::debug!(error = %e, "failure answer not sent");
+            );
         }
     }
 }

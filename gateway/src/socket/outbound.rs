@@ -1,0 +1,82 @@
+//! Sending to sockets without losing packets silently.
+//!
+//! Every socket has a bounded buffer of [`SEND_BUFFER`] packets between the gateway and its
+//! WebSocket writer. A socket whose buffer is full when a packet is due reads more slowly than its
+//! traffic arrives (a stalled client, or one on a link too slow for its chats). Dropping the packet
+//! would leave that client believing it is up to date, so such a socket is a slow consumer and is
+//! disconnected instead: it gets socket.io's DISCONNECT as soon as that fits in its buffer, its
+//! client sees `disconnect` (reason "io server disconnect"), and on connecting again it gets fresh
+//! lists (PROTOCOL.md §3.1). A client that reads nothing at all is closed by engine.io's heartbeat,
+//! whose ping cannot be queued either.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use socketioxide::extract::SocketRef;
+use socketioxide::{SendError, SocketError};
+
+/// Packets a socket may have waiting for its WebSocket writer. The buffer grows in blocks as
+/// packets wait, so an idle socket costs the same whatever the bound; a client that reads promptly
+/// stays far below it even when its chats burst (a client that keeps 256 requests in flight gets
+/// up to 256 answers and as many deliveries at once).
+pub const SEND_BUFFER: usize = 1024;
+
+/// How often a slow consumer's DISCONNECT is tried again while its buffer stays full.
+const EVICTION_RETRY: Duration = Duration::from_millis(20);
+
+/// Marks a socket already being disconnected as a slow consumer.
+#[derive(Clone, Copy)]
+struct Evicted;
+
+/// Emits `event` to `socket`; see [`sent`].
+pub fn emit<T: ?Sized + Serialize>(socket: &SocketRef, event: &'static str, payload: &T) {
+    sent(socket, event, socket.emit(event, payload));
+}
+
+/// A payload serialized once, to be emitted to many sockets at the cost of a copy each.
+pub fn encode(payload: &serde_json::Value) -> Option<Box<RawValue>> {
+    match serde_json::value::to_raw_value(payload) {
+        Ok(raw) => Some(raw),
+        Err(e) => {
+            tracing::error!(error = %e, "payload not serializable");
+            None
+        }
+    }
+}
+
+/// Handles the outcome of queueing `what` for `socket`: a full buffer disconnects the socket.
+pub fn sent(socket: &SocketRef, what: &str, result: Result<(), SendError>) {
+    match result {
+        Ok(()) => {}
+        Err(SendError::Socket(SocketError::InternalChannelFull)) => evict(socket, what),
+        Err(SendError::Socket(SocketError::Closed)) => {
+            tracing::debug!(sid = %socket.id, what, "not sent: socket closed");
+        }
+        Err(e) => tracing::error!(sid = %socket.id, what, error = %e, "not sent"),
+    }
+}
+
+fn evict(socket: &SocketRef, what: &str) {
+    if socket.extensions.get::<Evicted>().is_some() {
+        return;
+    }
+    socket.extensions.insert(Evicted);
+    tracing::warn!(
+        sid = %socket.id,
+        what,
+        buffer = SEND_BUFFER,
+        "slow consumer: send buffer full, disconnecting the socket"
+    );
+    let socket = socket.clone();
+    tokio::spawn(async move {
+        // Ends when the DISCONNECT is queued or the socket closed otherwise (the heartbeat closes a
+        // socket whose ping cannot be queued).
+        while socket.connected() {
+            match socket.clone().disconnect() {
+                Err(SocketError::InternalChannelFull) => tokio::time::sleep(EVICTION_RETRY).await,
+                _ => return,
+            }
+        }
+    });
+}

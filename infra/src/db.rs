@@ -10,7 +10,29 @@ use anyhow::Context;
 use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection, Executor};
+
+/// A connection that sat in the pool this long is checked with a round trip before it is used.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// Pool settings for every pool of the project. sqlx's default checks each connection with a round
+/// trip on every acquire, on top of the one it makes on every release, so a single query cost
+/// three round trips; a connection in steady use has just proven itself on its release, so only
+/// one that sat idle (the database may have restarted meanwhile) is checked before use.
+pub fn pool_options(max_connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_CHECK {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
 
 /// Which backend a [`Database`] talks to, for the few statements that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,9 +72,7 @@ impl Database {
             prepare_sqlite_file(url).await?;
         }
         let max = if kind == DbKind::Sqlite { 8 } else { 16 };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(Duration::from_secs(5))
+        let pool = pool_options(max)
             .after_connect(move |conn, _| {
                 let search_path = search_path.clone();
                 Box::pin(async move {
@@ -191,6 +211,34 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows, 2);
+    }
+
+    /// Pooled connections are not pinged on every acquire any more; one whose server side went
+    /// away while it sat idle (a PostgreSQL restart) must still be replaced before a query uses it.
+    #[tokio::test]
+    async fn a_connection_killed_while_idle_is_replaced_before_use() {
+        let pg = crate::testing::TempPostgres::create("db_idle").await;
+        let db = Database::connect(&pg.url()).await.unwrap();
+        let backend = |db: &Database| {
+            let pool = db.pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+                    .fetch_one(&pool)
+                    .await
+            }
+        };
+        let before = backend(&db).await.unwrap();
+        let admin = sqlx::PgPool::connect(&crate::testing::admin_url())
+            .await
+            .unwrap();
+        sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(before)
+            .execute(&admin)
+            .await
+            .unwrap();
+        tokio::time::sleep(super::IDLE_CHECK + Duration::from_millis(200)).await;
+        let after = backend(&db).await.expect("the dead connection was used");
+        assert_ne!(before, after);
     }
 
     #[test]

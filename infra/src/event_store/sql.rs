@@ -18,7 +18,7 @@ use chrono::DateTime;
 use events_schema::{NewEvent, Position, RecordedEvent};
 use futures::future::BoxFuture;
 use futures::stream::{BoxStream, StreamExt};
-use sqlx::any::{install_default_drivers, AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::any::{install_default_drivers, AnyConnectOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
@@ -62,9 +62,7 @@ impl SqlEventStore {
     /// Connects readers and the writer to an already migrated database.
     pub async fn connect(url: &str, dialect: Dialect) -> Result<Self, StoreError> {
         install_default_drivers();
-        let pool = AnyPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(5))
+        let pool = crate::db::pool_options(8)
             .after_connect(move |conn, _| Box::pin(async move { prepare(conn, dialect).await }))
             .connect(url)
             .await?;

@@ -219,6 +219,7 @@ pub async fn run(ctx: &Ctx, args: &OneToOneArgs) -> Result<Outcome> {
             "ack_p50_ms": ack.p50_ms, "ack_p99_ms": ack.p99_ms, "ack_p999_ms": ack.p999_ms, "ack_max_ms": ack.max_ms,
             "e2e_p50_ms": e2e.p50_ms, "e2e_p99_ms": e2e.p99_ms, "e2e_max_ms": e2e.max_ms,
             "server_cpu_s_per_1000": server.get("cpu_seconds_per_1000_messages").cloned().unwrap_or(Value::Null),
+            "machine_less_generator_cpu_s_per_1000": server.get("machine_less_generator_cpu_seconds_per_1000_messages").cloned().unwrap_or(Value::Null),
             "pass": pass,
         }));
         latencies.push((format!("ack @ {rate}/s"), step.ack.snapshot()));

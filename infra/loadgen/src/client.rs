@@ -62,6 +62,8 @@ impl Endpoint {
 pub struct Connected {
     /// Time from the start of the TCP connect until `group-chat-list` (the last on-connect event).
     pub resync: Duration,
+    /// The connection's own address (which source address it was bound to).
+    pub local: SocketAddr,
 }
 
 enum Command {
@@ -199,11 +201,12 @@ impl Dialer {
         timeout: Duration,
     ) -> Result<(Socket, Connected)> {
         let started = Instant::now();
-        let mut ws = tokio::time::timeout(timeout, self.open(endpoint, source, auth))
+        let (mut ws, local) = tokio::time::timeout(timeout, self.open(endpoint, source, auth))
             .await
             .map_err(|_| anyhow!("not connected and resynced within {timeout:?}"))??;
         let connected = Connected {
             resync: started.elapsed(),
+            local,
         };
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -212,7 +215,12 @@ impl Dialer {
         Ok((Socket { tx }, connected))
     }
 
-    async fn open(&self, endpoint: &Endpoint, source: Option<IpAddr>, auth: &Value) -> Result<Ws> {
+    async fn open(
+        &self,
+        endpoint: &Endpoint,
+        source: Option<IpAddr>,
+        auth: &Value,
+    ) -> Result<(Ws, SocketAddr)> {
         let socket = match endpoint.addr {
             SocketAddr::V4(_) => TcpSocket::new_v4()?,
             SocketAddr::V6(_) => TcpSocket::new_v6()?,
@@ -227,6 +235,7 @@ impl Dialer {
             .await
             .with_context(|| format!("connecting to {}", endpoint.addr))?;
         stream.set_nodelay(true)?;
+        let local = stream.local_addr()?;
         let url = format!(
             "ws://{}/socket.io/?EIO=4&transport=websocket",
             endpoint.host
@@ -254,7 +263,7 @@ impl Dialer {
             } else if let Some((event, data)) = parse_event(&text) {
                 match event.as_str() {
                     "auth-failure" => bail!("auth-failure {data:.200}"),
-                    "group-chat-list" if joined => return Ok(ws),
+                    "group-chat-list" if joined => return Ok((ws, local)),
                     _ => {}
                 }
             } else if text.starts_with('1') || text.starts_with("41") {

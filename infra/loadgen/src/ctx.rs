@@ -13,8 +13,8 @@ use crate::client::{Connected, Dialer, Endpoint, EventSink, Socket};
 use crate::metrics::{Latency, Processes};
 use crate::progress;
 
-/// Connections bound to one source address before the next one is used: the kernel's ephemeral
-/// range (32768–60999 by default) holds about 28,000 ports per address.
+/// Connections bound to one source address before the next one is used, by default: the
+/// kernel's ephemeral range (32768–60999 by default) holds about 28,000 ports per address.
 pub const SOCKETS_PER_SOURCE: usize = 25_000;
 
 pub struct Ctx {
@@ -25,6 +25,8 @@ pub struct Ctx {
     pub procs: Processes,
     pub connect_concurrency: usize,
     pub timeout: Duration,
+    /// Sockets to one server address per source address (see [`Ctx::source`]).
+    pub sockets_per_source: usize,
 }
 
 /// Many sockets connected at once, with what it took.
@@ -53,6 +55,16 @@ impl Fleet {
     pub fn ok(&self) -> usize {
         self.sockets.iter().filter(|s| s.is_some()).count()
     }
+
+    /// How many distinct local addresses the connected sockets have.
+    pub fn source_addresses(&self) -> usize {
+        self.connected
+            .iter()
+            .flatten()
+            .map(|c| c.local.ip())
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    }
 }
 
 impl Ctx {
@@ -60,11 +72,12 @@ impl Ctx {
         &self.endpoints[i % self.endpoints.len()]
     }
 
-    /// The source address of socket `i`: the kernel's choice for the first 25,000 to each
-    /// server address, then 127.0.0.2, 127.0.0.3 … when the server is on loopback.
+    /// The source address of socket `i`: the kernel's choice for the first `sockets_per_source`
+    /// (25,000) to each server address, then 127.0.0.2, 127.0.0.3 … when the server is on
+    /// loopback.
     pub fn source(&self, i: usize) -> Option<IpAddr> {
         let per_endpoint = i / self.endpoints.len();
-        let slot = per_endpoint / SOCKETS_PER_SOURCE;
+        let slot = per_endpoint / self.sockets_per_source.max(1);
         let loopback = self.endpoint(i).addr.ip().is_loopback();
         (slot > 0 && loopback)
             .then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 0, (1 + slot).min(254) as u8)))

@@ -57,6 +57,10 @@ struct Cli {
     /// Socket connects in flight.
     #[arg(long, global = true, default_value_t = 256)]
     connect_concurrency: usize,
+    /// Sockets to one server address from one source address; past that, sockets to a loopback
+    /// server bind 127.0.0.2, 127.0.0.3 … (each address has ~28,000 ephemeral ports).
+    #[arg(long, global = true, default_value_t = ctx::SOCKETS_PER_SOURCE)]
+    sockets_per_source: usize,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -132,6 +136,7 @@ async fn run(cli: Cli) -> Result<()> {
         },
         connect_concurrency: cli.connect_concurrency,
         timeout: Duration::from_secs(60),
+        sockets_per_source: cli.sockets_per_source,
     };
     let sockets_wanted = match &cli.scenario {
         Scenario::Idle(a) => a.sockets,

@@ -115,9 +115,22 @@ fn every_scenario_runs_against_the_all_in_one_server() {
         &server,
         out,
         "idle",
-        &["idle", "--sockets", "30", "--users", "5", "--hold", "1"],
+        &[
+            "--sockets-per-source",
+            "10",
+            "idle",
+            "--sockets",
+            "30",
+            "--users",
+            "5",
+            "--hold",
+            "1",
+        ],
     );
     assert_eq!(idle["results"]["connected"], 30, "{idle}");
+    // 10 sockets from the kernel's choice (127.0.0.1), then 10 from 127.0.0.2 and 10 from .3: the
+    // path that lets one generator hold more sockets than one address has ports.
+    assert_eq!(idle["results"]["source_addresses"], 3, "{idle}");
     assert_eq!(idle["latency_ms"]["connect and resync"]["count"], 30);
     assert!(
         idle["server"]["processes"][0]["rss_after_kib"]

@@ -78,6 +78,7 @@ pub async fn run(ctx: &Ctx, args: &IdleArgs) -> Result<Outcome> {
         "first_errors": fleet.first_errors.join(" | "),
         "connect_seconds": round3(secs),
         "connects_per_second": round3(ok as f64 / secs.max(1e-9)),
+        "source_addresses": fleet.source_addresses(),
         "server_rss_per_socket_kib": per_socket,
         "loadgen_rss_per_socket_kib": round3((own_after.rss_kib as f64 - own_before.rss_kib as f64) / ok.max(1) as f64),
         "server_cpu_seconds_connecting": ctx.procs.between(&before, &connected_at, Some(("sockets", ok as u64)))["cpu_seconds"],

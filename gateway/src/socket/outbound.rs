@@ -29,9 +29,21 @@ const EVICTION_RETRY: Duration = Duration::from_millis(20);
 #[derive(Clone, Copy)]
 struct Evicted;
 
-/// Emits `event` to `socket`; see [`sent`].
+/// Emits `event` to `socket`; see [`send_with`].
 pub fn emit<T: ?Sized + Serialize>(socket: &SocketRef, event: &'static str, payload: &T) {
-    sent(socket, event, socket.emit(event, payload));
+    send_with(socket, event, || socket.emit(event, payload));
+}
+
+/// Queues one packet (`send`) for `socket`, unless the socket is already being disconnected as a
+/// slow consumer: once a packet did not fit, nothing after it is queued either, so the client's
+/// view ends where the gap begins rather than going on past it. A full buffer disconnects the
+/// socket.
+pub fn send_with(socket: &SocketRef, what: &str, send: impl FnOnce() -> Result<(), SendError>) {
+    if socket.extensions.get::<Evicted>().is_some() {
+        tracing::debug!(sid = %socket.id, what, "not sent: the socket is being disconnected as a slow consumer");
+        return;
+    }
+    sent(socket, what, send());
 }
 
 /// A payload serialized once, to be emitted to many sockets at the cost of a copy each.
@@ -46,7 +58,7 @@ pub fn encode(payload: &serde_json::Value) -> Option<Box<RawValue>> {
 }
 
 /// Handles the outcome of queueing `what` for `socket`: a full buffer disconnects the socket.
-pub fn sent(socket: &SocketRef, what: &str, result: Result<(), SendError>) {
+fn sent(socket: &SocketRef, what: &str, result: Result<(), SendError>) {
     match result {
         Ok(()) => {}
         Err(SendError::Socket(SocketError::InternalChannelFull)) => evict(socket, what),

@@ -112,7 +112,8 @@ impl Reply {
         if let (Some(body), Value::Object(fields)) = (body.as_object_mut(), fields) {
             body.extend(fields);
         }
-        outbound::sent(&self.socket, "ack", self.ack.send(&body));
+        let ack = self.ack;
+        outbound::send_with(&self.socket, "ack", move || ack.send(&body));
     }
 
     /// Answers a failure: the ack if the client asked for one, else `request-failed` to `socket`.
@@ -128,7 +129,8 @@ impl Reply {
                 "code": failure.code,
                 "message": failure.message,
             });
-            outbound::sent(socket, "ack", self.ack.send(&answer));
+            let ack = self.ack;
+            outbound::send_with(socket, "ack", move || ack.send(&answer));
         } else {
             outbound::emit(
                 socket,

@@ -4,9 +4,9 @@
 //! WebSocket writer. A socket whose buffer is full when a packet is due reads more slowly than its
 //! traffic arrives (a stalled client, or one on a link too slow for its chats). Dropping the packet
 //! would leave that client believing it is up to date, so such a socket is a slow consumer and is
-//! disconnected instead: it gets socket.io's DISCONNECT as soon as that fits in its buffer, its
-//! client sees `disconnect` (reason "io server disconnect"), and on connecting again it gets fresh
-//! lists (PROTOCOL.md §3.1). A client that reads nothing at all is closed by engine.io's heartbeat,
+//! disconnected instead: nothing after the packet that did not fit is queued for it, it gets
+//! socket.io's DISCONNECT as soon as that fits in its buffer, its client sees `disconnect` (reason
+//! "io server disconnect"), and on connecting again it gets fresh lists (PROTOCOL.md §3.1). A client that reads nothing at all is closed by engine.io's heartbeat,
 //! whose ping cannot be queued either.
 
 use std::time::Duration;
@@ -70,6 +70,7 @@ fn sent(socket: &SocketRef, what: &str, result: Result<(), SendError>) {
 }
 
 fn evict(socket: &SocketRef, what: &str) {
+    // Two sends may find the buffer full at once; one of them disconnects.
     if socket.extensions.get::<Evicted>().is_some() {
         return;
     }

@@ -211,8 +211,10 @@ impl Application {
                 io.close().await;
             }
         };
-        let app = tower::util::MapRequestLayer::new(http::lowercase_path::<axum::body::Body>)
-            .layer(self.router);
+        let app = tower::util::MapRequestLayer::new(|req: Request| {
+            http::lowercase_path(http::own_head(req))
+        })
+        .layer(self.router);
         // Without TCP_NODELAY, a small emit right after another (CONNECT then `user-id`) waits for
         // the client's delayed ACK: 40 ms on Linux.
         let listener = self.listener.tap_io(|tcp| {

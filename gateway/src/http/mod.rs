@@ -11,7 +11,7 @@ mod health;
 mod sessions;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Request, Uri};
+use axum::http::{HeaderMap, HeaderValue, Request, Uri};
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -33,6 +33,34 @@ pub fn router() -> Router<AppState> {
         .route("/audit/chats/{chat_id}/events", get(audit::chat_events))
         .route("/audit/users/{user_id}/events", get(audit::user_events))
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+}
+
+/// Gives the request its own copy of the URI and the header values.
+///
+/// hyper parses both as slices of the connection's read buffer (8 KiB, grown to 16 KiB), and
+/// engine.io keeps a session's request parts for as long as the socket is connected, so without
+/// this copy every connected socket would pin that whole buffer after the WebSocket upgrade: about
+/// half of what an idle socket costs. The copy is a few hundred bytes, once per request.
+pub fn own_head<B>(req: Request<B>) -> Request<B> {
+    let (mut parts, body) = req.into_parts();
+    // `Uri: TryFrom<String>` takes the string's own allocation.
+    if let Ok(uri) = Uri::try_from(parts.uri.to_string()) {
+        parts.uri = uri;
+    }
+    let mut headers = HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        // `from_bytes` copies; a value it would refuse (hyper accepted it) is kept as it was.
+        let owned = match HeaderValue::from_bytes(value.as_bytes()) {
+            Ok(mut owned) => {
+                owned.set_sensitive(value.is_sensitive());
+                owned
+            }
+            Err(_) => value.clone(),
+        };
+        headers.append(name.clone(), owned);
+    }
+    parts.headers = headers;
+    Request::from_parts(parts, body)
 }
 
 /// Lowercases the path (not the query) before routing.
@@ -68,5 +96,43 @@ mod tests {
             lowercase_path(req).uri().to_string(),
             "/verify?email=A@B.c&token=1"
         );
+    }
+
+    #[test]
+    fn the_head_no_longer_points_into_the_connection_buffer() {
+        // As hyper builds a request: the URI and the header values are slices of one read buffer.
+        let buffer =
+            axum::body::Bytes::from_static(b"/socket.io/?EIO=4&transport=websocketsecret-key");
+        let within = |p: *const u8| {
+            let start = buffer.as_ptr() as usize;
+            (start..start + buffer.len()).contains(&(p as usize))
+        };
+        let path_end = "/socket.io/?EIO=4&transport=websocket".len();
+        let uri = Uri::from_maybe_shared(buffer.slice(..path_end)).unwrap();
+        let mut key = HeaderValue::from_maybe_shared(buffer.slice(path_end..)).unwrap();
+        key.set_sensitive(true);
+        let req = Request::builder()
+            .uri(uri)
+            .header("sec-websocket-key", key)
+            .header("x-custom", "a")
+            .header("x-custom", "b")
+            .body(())
+            .unwrap();
+        assert!(
+            within(req.uri().path().as_ptr()),
+            "the fixture shares the buffer"
+        );
+
+        let owned = own_head(req);
+
+        assert_eq!(owned.uri(), "/socket.io/?EIO=4&transport=websocket");
+        assert!(!within(owned.uri().path().as_ptr()));
+        assert!(!within(owned.uri().query().unwrap_or_default().as_ptr()));
+        let key = &owned.headers()["sec-websocket-key"];
+        assert_eq!(key, "secret-key");
+        assert!(key.is_sensitive());
+        assert!(!within(key.as_bytes().as_ptr()));
+        let custom: Vec<_> = owned.headers().get_all("x-custom").iter().collect();
+        assert_eq!(custom, ["a", "b"]);
     }
 }

@@ -33,7 +33,8 @@ use crate::{delivery, socket};
 const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(3);
 /// Largest Socket.IO message accepted (4,000 characters of content plus envelope, with room).
 const MAX_SOCKET_PAYLOAD: u64 = 64 * 1024;
-/// Read chunk of a WebSocket connection (socketioxide's default is 4 KiB per socket).
+/// Read chunk of a WebSocket connection (socketioxide's default is 4 KiB per socket): a request
+/// of a few hundred bytes is one read; a longer one (up to 4,000 characters) is read in chunks.
 const WS_READ_BUFFER: usize = 1024;
 
 /// Where the read models are projected.

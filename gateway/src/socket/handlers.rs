@@ -1,15 +1,15 @@
 //! The client events of this slice: account and search, self chat; and the on-connect events.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 use events_schema::{ChatId, Command, UserId};
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use socketioxide::extract::{Event, SocketRef, TryData};
-use tokio::sync::mpsc;
 
 use super::chats;
 use super::outbound;
@@ -53,42 +53,43 @@ pub struct Ctx {
     pub socket: SocketRef,
 }
 
-/// Requests of one socket queued for its worker; past this many, new ones are refused.
+/// Requests of one socket waiting for its worker; past this many, new ones are refused.
 const QUEUE_DEPTH: usize = 256;
 
 type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Registers the handlers of a socket. Its requests are handled one at a time, in the order they
-/// arrived, by one worker task per socket: a client that sends A then B sees A stored before B,
-/// and one socket cannot occupy more than one request's worth of the server at a time.
+/// arrived, by one worker per socket: a client that sends A then B sees A stored before B, and one
+/// socket cannot occupy more than one request's worth of the server at a time.
 ///
 /// `first` runs before any request (the on-connect events), so a request sent the moment the
 /// socket connects is answered after them; when it answers `false`, no request is handled at all.
 ///
 /// One handler per socket routes every event by name (rather than one registered closure per
-/// event, each holding its own copy of the context): an idle socket costs what it holds, once.
+/// event, each holding its own copy of the context), and the worker is a task only while there is
+/// work: an idle socket costs what it holds, once.
 pub fn register(
     socket: &SocketRef,
     state: &AppState,
     user: &SocketUser,
     first: impl Future<Output = bool> + Send + 'static,
 ) {
-    let (queue, mut jobs) = mpsc::channel::<Job>(QUEUE_DEPTH);
-    // Boxed, so the greeting's state is freed once sent instead of sizing the task for its life.
-    let first: Pin<Box<dyn Future<Output = bool> + Send>> = Box::pin(first);
-    tokio::spawn(async move {
-        if !first.await {
-            // The session ended during the handshake: nothing this socket sent is acted on.
-            return;
-        }
-        while let Some(job) = jobs.recv().await {
-            job.await;
-        }
-    });
     let handlers = Arc::new(Handlers {
-        queue,
+        // The greeting's worker is running: requests wait for it.
+        queue: Serial::working(),
         state: state.clone(),
         user: user.clone(),
+    });
+    // Boxed, so the greeting's state is freed once sent instead of sizing the task for its life.
+    let first: Pin<Box<dyn Future<Output = bool> + Send>> = Box::pin(first);
+    let worker = handlers.clone();
+    tokio::spawn(async move {
+        if first.await {
+            worker.work().await;
+        } else {
+            // The session ended during the handshake: nothing this socket sent is acted on.
+            worker.queue.close();
+        }
     });
     socket.on_fallback(
         move |socket: SocketRef,
@@ -105,15 +106,103 @@ pub fn register(
     );
 }
 
+/// A socket's waiting requests, run one at a time in arrival order by a worker that exists only
+/// while there is work: the first job queued while none runs asks its caller to start one, and
+/// the worker stops when it finds the queue empty.
+struct Serial<T> {
+    queue: Mutex<Queue<T>>,
+}
+
+struct Queue<T> {
+    jobs: VecDeque<T>,
+    /// A worker is running and will take every job queued before it finds the queue empty.
+    working: bool,
+    /// The greeting failed: the session is over and nothing more is queued.
+    closed: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    Full,
+    Closed,
+}
+
+impl<T> Serial<T> {
+    /// A queue whose first worker (the greeting's) is already running.
+    fn working() -> Self {
+        Self {
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                working: true,
+                closed: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue<T>> {
+        // No job runs under the lock, so a poisoned lock still holds a consistent queue.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether one more job may be queued.
+    fn admit(&self) -> Result<(), Refusal> {
+        let queue = self.lock();
+        if queue.closed {
+            Err(Refusal::Closed)
+        } else if queue.jobs.len() >= QUEUE_DEPTH {
+            Err(Refusal::Full)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Queues `job`; `true` when no worker runs, so the caller must start one.
+    fn push(&self, job: T) -> bool {
+        let mut queue = self.lock();
+        if queue.closed {
+            return false;
+        }
+        queue.jobs.push_back(job);
+        !std::mem::replace(&mut queue.working, true)
+    }
+
+    /// The worker's next job; `None` ends the worker.
+    fn next(&self) -> Option<T> {
+        let mut queue = self.lock();
+        let job = queue.jobs.pop_front();
+        if job.is_none() {
+            queue.working = false;
+            // Give back what a burst grew.
+            queue.jobs = VecDeque::new();
+        }
+        job
+    }
+
+    /// Ends the queue: what waits is dropped, nothing more is taken.
+    fn close(&self) {
+        let mut queue = self.lock();
+        queue.closed = true;
+        queue.working = false;
+        queue.jobs = VecDeque::new();
+    }
+}
+
 struct Handlers {
-    queue: mpsc::Sender<Job>,
+    queue: Serial<Job>,
     state: AppState,
     user: SocketUser,
 }
 
 impl Handlers {
+    /// Runs queued jobs in order until the queue is empty.
+    async fn work(self: Arc<Self>) {
+        while let Some(job) = self.queue.next() {
+            job.await;
+        }
+    }
+
     /// Queues the request for the socket's worker; an event that names no request is ignored.
-    fn route(&self, socket: &SocketRef, event: &str, payload: Value, reply: Reply) {
+    fn route(self: &Arc<Self>, socket: &SocketRef, event: &str, payload: Value, reply: Reply) {
         macro_rules! routes {
             ($($name:literal => $handler:path),* $(,)?) => {
                 match event {
@@ -147,7 +236,7 @@ impl Handlers {
     /// Queues `handler` for `event`, answering it exactly once (ack or `request-failed`); a full
     /// queue is answered `rate_limited` at once.
     fn enqueue<F, Fut>(
-        &self,
+        self: &Arc<Self>,
         socket: &SocketRef,
         event: &'static str,
         handler: F,
@@ -157,17 +246,25 @@ impl Handlers {
         F: FnOnce(Ctx, Value) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Answer, Failure>> + Send + 'static,
     {
-        let Ok(slot) = self.queue.try_reserve() else {
-            reply.fail(event, &Failure::rate_limited());
-            return;
-        };
+        match self.queue.admit() {
+            Ok(()) => {}
+            Err(Refusal::Closed) => {
+                tracing::debug!(event, "a request after the session ended: ignored");
+                return;
+            }
+            Err(Refusal::Full) => {
+                tracing::debug!(event, "the socket's request queue is full: refused");
+                reply.fail(event, &Failure::rate_limited());
+                return;
+            }
+        }
         let ctx = Ctx {
             state: self.state.clone(),
             user: self.user.clone(),
             socket: socket.clone(),
         };
         let socket = socket.clone();
-        slot.send(Box::pin(async move {
+        let job: Job = Box::pin(async move {
             let result = tokio::time::timeout(REQUEST_TIMEOUT, handler(ctx, payload))
                 .await
                 .unwrap_or_else(|_| {
@@ -183,7 +280,10 @@ impl Handlers {
                 }
                 Err(failure) => reply.fail(event, &failure),
             }
-        }));
+        });
+        if self.queue.push(job) {
+            tokio::spawn(self.clone().work());
+        }
     }
 }
 
@@ -350,4 +450,49 @@ async fn send_self_message(ctx: Ctx, payload: Value) -> Result<Answer, Failure> 
     };
     let accepted = chats::command(&ctx, command).await?;
     Ok(Answer::ack_only(chats::sent_ack(&accepted)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_is_started_only_when_none_runs_and_stops_on_an_empty_queue() {
+        let serial = Serial::working();
+        // The greeting's worker runs: requests queue behind it.
+        assert!(!serial.push(1));
+        assert!(!serial.push(2));
+        assert_eq!(serial.next(), Some(1));
+        assert_eq!(serial.next(), Some(2));
+        assert_eq!(serial.next(), None);
+        // That worker has stopped: the next request starts one, and only one.
+        assert!(serial.push(3));
+        assert!(!serial.push(4));
+        assert_eq!(serial.next(), Some(3));
+        assert_eq!(serial.next(), Some(4));
+        assert_eq!(serial.next(), None);
+        assert!(serial.push(5));
+    }
+
+    #[test]
+    fn past_the_depth_requests_are_refused_until_one_is_taken() {
+        let serial = Serial::working();
+        for i in 0..QUEUE_DEPTH {
+            assert_eq!(serial.admit(), Ok(()));
+            serial.push(i);
+        }
+        assert_eq!(serial.admit(), Err(Refusal::Full));
+        assert_eq!(serial.next(), Some(0));
+        assert_eq!(serial.admit(), Ok(()));
+    }
+
+    #[test]
+    fn a_closed_queue_drops_what_waits_and_takes_nothing() {
+        let serial = Serial::working();
+        serial.push(1);
+        serial.close();
+        assert_eq!(serial.admit(), Err(Refusal::Closed));
+        assert!(!serial.push(2));
+        assert_eq!(serial.next(), None);
+    }
 }

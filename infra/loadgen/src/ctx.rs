@@ -56,6 +56,18 @@ impl Fleet {
         self.sockets.iter().filter(|s| s.is_some()).count()
     }
 
+    /// Appends a fleet connected after this one, whose indices follow this one's.
+    pub fn append(&mut self, later: Fleet) {
+        self.sockets.extend(later.sockets);
+        self.connected.extend(later.connected);
+        self.latency.add(&later.latency);
+        self.failed += later.failed;
+        let room = 5usize.saturating_sub(self.first_errors.len());
+        self.first_errors
+            .extend(later.first_errors.into_iter().take(room));
+        self.elapsed += later.elapsed;
+    }
+
     /// How many distinct local addresses the connected sockets have.
     pub fn source_addresses(&self) -> usize {
         self.connected

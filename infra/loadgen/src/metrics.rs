@@ -37,6 +37,14 @@ impl Latency {
         }
     }
 
+    /// Adds every value recorded in `other`.
+    pub fn add(&self, other: &Latency) {
+        let theirs = other.snapshot();
+        if let Ok(mut h) = self.inner.lock() {
+            let _ = h.add(theirs);
+        }
+    }
+
     pub fn snapshot(&self) -> Histogram<u64> {
         self.inner
             .lock()

@@ -132,6 +132,17 @@ fn every_scenario_runs_against_the_all_in_one_server() {
     // path that lets one generator hold more sockets than one address has ports.
     assert_eq!(idle["results"]["source_addresses"], 3, "{idle}");
     assert_eq!(idle["latency_ms"]["connect and resync"]["count"], 30);
+    // The growth over all sockets and over the second half alone, for the one server process.
+    for key in [
+        "server_rss_per_socket_kib",
+        "server_rss_per_socket_kib_marginal",
+    ] {
+        let per_process = idle["results"][key].as_object();
+        assert!(
+            per_process.is_some_and(|p| p.len() == 1 && p.values().all(|v| v.is_number())),
+            "{key}: {idle}"
+        );
+    }
     assert!(
         idle["server"]["processes"][0]["rss_after_kib"]
             .as_u64()

@@ -48,11 +48,17 @@ async function eventually(what, check, timeoutMs = 60000) {
 }
 
 /** Kills `name` with SIGKILL and waits until the topology script has started it again. */
-async function killAndAwaitRestart(server, name) {
+/**
+ * Kills `name` with SIGKILL and waits until the topology has started it again. `atKill` runs right
+ * after the signal, before the wait (by then a fast restarted process may have caught up with
+ * everything); its value is returned.
+ */
+async function killAndAwaitRestart(server, name, atKill = () => undefined) {
   const pid = pidOf(server, name);
   process.kill(pid, 'SIGKILL');
+  const seen = atKill();
   await eventually(`${name} restarted`, () => pidOf(server, name) !== pid);
-  return pid;
+  return seen;
 }
 
 /** Two verified users, each with a socket on a different gateway, and their personal chat. */
@@ -113,8 +119,7 @@ test('kill -9 of the projection-service mid-stream: read models end identical to
     }
     await eventually('a third of the commands acknowledged', () => acked >= sends.length / 3, 30000);
     const { DATABASE_URL, EVENT_STORE_URL } = identity(server);
-    await killAndAwaitRestart(server, 'projection-service');
-    const projectedAtKill = checkpoint(DATABASE_URL);
+    const projectedAtKill = await killAndAwaitRestart(server, 'projection-service', () => checkpoint(DATABASE_URL));
     const acks = await Promise.all(sends);
     assert.ok(acks.every((x) => x.success === 1), JSON.stringify(acks.find((x) => x.success !== 1)));
 
@@ -156,8 +161,7 @@ test('kill -9 of the command-service with requests in flight: acknowledged once,
       }
     }
     await eventually('some commands acknowledged', () => acked >= 60, 30000);
-    await killAndAwaitRestart(server, 'command-service');
-    const ackedAtKill = acked;
+    const ackedAtKill = await killAndAwaitRestart(server, 'command-service', () => acked);
     const outcomes = await Promise.all(sent.map(async (s) => ({ ...s, ack: await s.ack })));
     for (const { ack } of outcomes) {
       assert.ok(ack.success === 1 || (ack.success === -1 && ack.code === 'internal'), JSON.stringify(ack));

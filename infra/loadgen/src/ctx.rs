@@ -29,6 +29,9 @@ pub struct Ctx {
     pub sockets_per_source: usize,
 }
 
+/// How many connection errors a fleet keeps, to name in its report.
+const FIRST_ERRORS: usize = 5;
+
 /// Many sockets connected at once, with what it took.
 pub struct Fleet {
     pub sockets: Vec<Option<Socket>>,
@@ -62,7 +65,7 @@ impl Fleet {
         self.connected.extend(later.connected);
         self.latency.add(&later.latency);
         self.failed += later.failed;
-        let room = 5usize.saturating_sub(self.first_errors.len());
+        let room = FIRST_ERRORS.saturating_sub(self.first_errors.len());
         self.first_errors
             .extend(later.first_errors.into_iter().take(room));
         self.elapsed += later.elapsed;
@@ -165,7 +168,7 @@ impl Ctx {
                 }
                 Err(e) => {
                     fleet.failed += 1;
-                    if fleet.first_errors.len() < 5 {
+                    if fleet.first_errors.len() < FIRST_ERRORS {
                         fleet.first_errors.push(format!("{e:#}"));
                     }
                 }

@@ -380,6 +380,49 @@ async fn another_writer_on_the_same_database_is_noticed(b: &dyn Backend) {
     assert!(positions.windows(2).all(|w| w[0] < w[1]));
 }
 
+/// A follower on one store sees the appends of another store on the same database (another
+/// process) in log order among its own, none missed and none twice: a store may hand its own
+/// commits to its followers, but never skip what others wrote in between.
+async fn a_follower_sees_interleaved_writers_in_log_order(b: &dyn Backend) {
+    let a = b.open().await;
+    let other = b.open().await;
+    let start = a.head().await.unwrap();
+    let mut follower = a.subscribe_all(start);
+    let writers = {
+        let (a, other) = (a.clone(), other.clone());
+        tokio::spawn(async move {
+            for i in 0..30 {
+                let (store, name) = if i % 3 == 0 {
+                    (&other, "theirs")
+                } else {
+                    (&a, "ours")
+                };
+                store
+                    .append(
+                        name,
+                        ExpectedVersion::Any,
+                        vec![event(&format!("{{\"i\":{i}}}"))],
+                    )
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    while seen.len() < 30 {
+        let next = tokio::time::timeout(Duration::from_secs(10), follower.next())
+            .await
+            .expect("the follower keeps up");
+        seen.push(next.expect("the stream does not end").expect("no error"));
+    }
+    writers.await.unwrap();
+    assert_eq!(
+        seen,
+        a.read_all(start, 1000).await.unwrap(),
+        "both writers' events, in log order, as stored"
+    );
+}
+
 async fn old_schema_versions_are_kept_as_written_and_load_upcast(b: &dyn Backend) {
     let store = b.open().await;
     let fixture = events_schema::fixtures::v1_personal_chat();
@@ -536,6 +579,11 @@ macro_rules! contract_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn another_writer_on_the_same_database_is_noticed() {
                 super::another_writer_on_the_same_database_is_noticed(&$new().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_follower_sees_interleaved_writers_in_log_order() {
+                super::a_follower_sees_interleaved_writers_in_log_order(&$new().await).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,8 +9,14 @@
 //! each append under its own savepoint, so one failing append leaves nothing and spoils nothing else. Positions are assigned inside the
 //! transaction as `max(position) + 1`; on PostgreSQL the transaction first takes an advisory lock,
 //! so writers in several processes still produce positions in commit order.
+//!
+//! Followers (`subscribe_all`) take the events this process just committed from the writer, not
+//! from the database, whenever they continue right where the follower is; they read the database
+//! only to catch up, after a gap (another process appended in between, or they fell behind), and
+//! on the poll for other processes' appends.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -55,7 +61,15 @@ pub struct SqlEventStore {
     pool: AnyPool,
     dialect: Dialect,
     writer: mpsc::Sender<AppendRequest>,
-    head: watch::Receiver<Position>,
+    head: watch::Receiver<Committed>,
+}
+
+/// What the writer committed last: the log's head as this process knows it, and the events of
+/// that commit when the fast path wrote them (empty otherwise: followers read them back).
+#[derive(Clone, Default)]
+struct Committed {
+    head: Position,
+    events: Arc<[RecordedEvent]>,
 }
 
 impl SqlEventStore {
@@ -69,7 +83,10 @@ impl SqlEventStore {
         let mut writer_conn = AnyConnection::connect(url).await?;
         prepare(&mut writer_conn, dialect).await?;
         let start = head_of(&pool).await?;
-        let (head_tx, head) = watch::channel(start);
+        let (head_tx, head) = watch::channel(Committed {
+            head: start,
+            events: Arc::from([]),
+        });
         let (writer, requests) = mpsc::channel(4 * MAX_BATCH);
         let options: AnyConnectOptions = url.parse()?;
         tokio::spawn(write_loop(writer_conn, options, dialect, requests, head_tx));
@@ -107,7 +124,7 @@ async fn write_loop(
     options: AnyConnectOptions,
     dialect: Dialect,
     mut requests: mpsc::Receiver<AppendRequest>,
-    head: watch::Sender<Position>,
+    head: watch::Sender<Committed>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut known = KnownVersions::default();
@@ -132,9 +149,12 @@ async fn write_loop(
             }
         };
         match outcome {
-            Ok((results, last)) => {
+            Ok((results, last, events)) => {
                 if let Some(last) = last {
-                    head.send_replace(last);
+                    head.send_replace(Committed {
+                        head: last,
+                        events: events.into(),
+                    });
                 }
                 for (request, result) in batch.drain(..).zip(results) {
                     let _ = request.reply.send(result);
@@ -207,7 +227,12 @@ fn wrong_version(request: &AppendRequest, current: Option<i64>) -> StoreError {
     }
 }
 
-type BatchOutcome = (Vec<Result<AppendResult, StoreError>>, Option<Position>);
+/// Each append's result, the last position written, and the events written (when known).
+type BatchOutcome = (
+    Vec<Result<AppendResult, StoreError>>,
+    Option<Position>,
+    Vec<RecordedEvent>,
+);
 
 /// Stream versions the writer knows, valid while the log's head is where the writer left it (no
 /// other process appended since); checked at the start of every batch.
@@ -334,7 +359,13 @@ async fn write_batch_fast_inner(
     tx.commit().await?;
     known.head = Some(last.map_or(max, |p| p as i64));
     known.versions.extend(versions);
-    Ok(Some((results, last)))
+    let written = rows
+        .iter()
+        .map(|(request, i, version, position)| {
+            recorded(&request.stream, *version, *position, &request.events[*i])
+        })
+        .collect();
+    Ok(Some((results, last, written)))
 }
 
 // Boxed with an explicit `Send` so the writer task's future is provably `Send` (rustc cannot see
@@ -405,7 +436,26 @@ async fn write_batch_inner(
         }
     }
     tx.commit().await?;
-    Ok((results, last))
+    Ok((results, last, Vec::new()))
+}
+
+/// An event as a read of its row returns it.
+fn recorded(stream: &str, version: i64, position: i64, event: &NewEvent) -> RecordedEvent {
+    RecordedEvent {
+        event_id: event.event_id,
+        stream: stream.to_owned(),
+        version: version as u64,
+        position: position as Position,
+        event_type: event.event_type.clone(),
+        schema_version: event.schema_version,
+        // Stored as milliseconds.
+        occurred_at: DateTime::from_timestamp_millis(event.occurred_at.timestamp_millis())
+            .unwrap_or(event.occurred_at),
+        actor: event.metadata.actor.clone(),
+        correlation_id: event.metadata.correlation_id,
+        causation_id: event.metadata.causation_id,
+        payload: event.payload.clone(),
+    }
 }
 
 fn expected_matches(expected: ExpectedVersion, current: Option<i64>) -> bool {
@@ -490,9 +540,11 @@ async fn read_all_from(
 /// The state of one `subscribe_all` follower.
 struct Follower {
     pool: AnyPool,
-    head: watch::Receiver<Position>,
+    head: watch::Receiver<Committed>,
     after: Position,
     buffer: VecDeque<RecordedEvent>,
+    /// The database may hold events after `after` that the follower has not seen.
+    read: bool,
     ended: bool,
 }
 
@@ -506,20 +558,45 @@ impl Follower {
                 self.after = event.position;
                 return Some((Ok(event), self));
             }
-            match read_all_from(&self.pool, self.after, PAGE).await {
-                Err(e) => {
-                    self.ended = true;
-                    return Some((Err(e), self));
-                }
-                Ok(events) if !events.is_empty() => self.buffer.extend(events),
-                Ok(_) => {
-                    // Woken by this process's appends, or by the poll for other processes'.
-                    if let Ok(Err(_)) = tokio::time::timeout(POLL, self.head.changed()).await {
-                        // The store is gone; keep polling at the same pace rather than spinning.
-                        tokio::time::sleep(POLL).await;
+            if self.read {
+                match read_all_from(&self.pool, self.after, PAGE).await {
+                    Err(e) => {
+                        self.ended = true;
+                        return Some((Err(e), self));
+                    }
+                    Ok(events) => {
+                        // A short page is the end of the log as of this read.
+                        self.read = events.len() == PAGE;
+                        self.buffer.extend(events);
                     }
                 }
+                continue;
             }
+            // Woken by this process's commits, or by the poll for other processes' appends.
+            match tokio::time::timeout(POLL, self.head.changed()).await {
+                Ok(Ok(())) => self.take_committed(),
+                Err(_) => self.read = true,
+                Ok(Err(_)) => {
+                    // The writer is gone; keep polling at the same pace rather than spinning.
+                    tokio::time::sleep(POLL).await;
+                    self.read = true;
+                }
+            }
+        }
+    }
+
+    /// Takes this process's last commit when it continues right where the follower is. A commit
+    /// further ahead means other events lie in between (another process's, or an earlier commit
+    /// this follower missed): those are read from the database.
+    fn take_committed(&mut self) {
+        let committed = self.head.borrow_and_update();
+        let after = self.after;
+        // A commit's events are in position order.
+        let new = &committed.events[committed.events.partition_point(|e| e.position <= after)..];
+        match new.first() {
+            Some(first) if first.position == after + 1 => self.buffer.extend(new.iter().cloned()),
+            _ if committed.head > after => self.read = true,
+            _ => {}
         }
     }
 }
@@ -635,6 +712,7 @@ impl EventStore for SqlEventStore {
             head: self.head.clone(),
             after,
             buffer: VecDeque::new(),
+            read: true,
             ended: false,
         };
         futures::stream::unfold(follower, Follower::next).boxed()

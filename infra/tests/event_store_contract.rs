@@ -423,6 +423,35 @@ async fn a_follower_sees_interleaved_writers_in_log_order(b: &dyn Backend) {
     );
 }
 
+/// Two stores on one database appending at the same moment (two processes) both succeed, and
+/// the log has no hole: appends take turns on the log's head rather than both claiming it.
+async fn concurrent_writers_on_one_database_take_turns(b: &dyn Backend) {
+    let a = b.open().await;
+    let other = b.open().await;
+    let start = a.head().await.unwrap();
+    let write = |store: Arc<dyn EventStore>, name: &'static str| {
+        tokio::spawn(async move {
+            for _ in 0..40 {
+                store
+                    .append(name, ExpectedVersion::Any, vec![event("{}")])
+                    .await
+                    .expect("an append with any version succeeds");
+            }
+        })
+    };
+    let (x, y) = (write(a.clone(), "turns-a"), write(other.clone(), "turns-b"));
+    x.await.unwrap();
+    y.await.unwrap();
+    let positions: Vec<u64> = a
+        .read_all(start, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.position)
+        .collect();
+    assert_eq!(positions, (start + 1..=start + 80).collect::<Vec<_>>());
+}
+
 async fn old_schema_versions_are_kept_as_written_and_load_upcast(b: &dyn Backend) {
     let store = b.open().await;
     let fixture = events_schema::fixtures::v1_personal_chat();
@@ -584,6 +613,11 @@ macro_rules! contract_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_follower_sees_interleaved_writers_in_log_order() {
                 super::a_follower_sees_interleaved_writers_in_log_order(&$new().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_writers_on_one_database_take_turns() {
+                super::concurrent_writers_on_one_database_take_turns(&$new().await).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

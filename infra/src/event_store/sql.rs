@@ -189,16 +189,17 @@ async fn begin_batch(
 ) -> Result<(sqlx::Transaction<'_, sqlx::Any>, i64), sqlx::Error> {
     // SQLite: take the write lock at once, so a second writer (another process on the same file)
     // waits for it instead of failing between this read and the first write.
+    // PostgreSQL: open the transaction and take the append lock in one round trip.
     let mut tx = match dialect {
         Dialect::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
-        Dialect::Postgres => conn.begin().await?,
+        Dialect::Postgres => {
+            conn.begin_with(format!(
+                "BEGIN; SELECT pg_advisory_xact_lock({APPEND_LOCK})"
+            ))
+            .await?
+        }
     };
-    if dialect == Dialect::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(APPEND_LOCK)
-            .execute(&mut *tx)
-            .await?;
-    }
+    // Its own statement, so that on PostgreSQL its snapshot is taken once the lock is held.
     let max: i64 =
         sqlx::query_scalar("SELECT CAST(COALESCE(MAX(position), 0) AS BIGINT) FROM events")
             .fetch_one(&mut *tx)

@@ -1,15 +1,16 @@
 //! The gateway in the production topology (`NATS_URL` set): commands go to the command-service
-//! queue group, events to deliver come from JetStream, and what one gateway must tell the others
-//! (a session ended) travels on core NATS. No gateway knows where a user is connected: every
-//! gateway follows every event and emits to the sockets it holds.
+//! queue group; the events to deliver come from the projection-service's announcements of what
+//! the read models applied (infra::feed::Applied), with anything missed read back from JetStream;
+//! and what one gateway must tell the others (a session ended) travels on core NATS. No gateway
+//! knows where a user is connected: every gateway follows every event and emits to the sockets it
+//! holds.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use events_schema::{Position, RecordedEvent};
 use futures::StreamExt;
-use infra::db::Database;
-use infra::feed::{live_events, progress_subject};
+use infra::feed::{applied_subject, events_between, Applied};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -17,16 +18,16 @@ use tokio::task::JoinHandle;
 use crate::auth::SessionId;
 use crate::state::AppState;
 
-/// The projection whose progress the gateway waits on.
+/// The projection whose announcements the gateway delivers from.
 const READ_MODELS: &str = "read_models";
 /// How often the read models' checkpoint is also read from the database, in case an announcement
 /// was missed (NATS reconnecting).
 const PROGRESS_POLL: Duration = Duration::from_secs(1);
-/// How long a delivery waits for the read models to reflect its event before going ahead with what
-/// they have (the projection-service may be down; sockets should still hear of new messages).
-const DELIVERY_WAIT: Duration = Duration::from_secs(5);
-/// Largest batch of events handed to delivery at once.
-const DELIVERY_BATCH: usize = 512;
+/// How long the checkpoint may stay ahead of what this gateway delivered before the missing events
+/// are read back from JetStream (their announcement may still be on its way).
+const GAP_GRACE: Duration = Duration::from_secs(2);
+/// How long reading missed events back from JetStream may take.
+const GAP_READ: Duration = Duration::from_secs(10);
 
 /// This gateway's NATS connection and the deployment's subject prefix.
 #[derive(Clone)]
@@ -66,7 +67,8 @@ impl Cluster {
         )
     }
 
-    /// Starts following the read models' progress, the events to deliver, and ended sessions.
+    /// Starts following what the read models applied (to deliver it and to know their progress)
+    /// and ended sessions.
     pub async fn follow(
         &self,
         state: AppState,
@@ -75,7 +77,7 @@ impl Cluster {
     ) -> anyhow::Result<Vec<JoinHandle<()>>> {
         let announcements = self
             .client
-            .subscribe(progress_subject(&self.prefix, READ_MODELS))
+            .subscribe(applied_subject(&self.prefix, READ_MODELS))
             .await
             .map_err(|e| anyhow::anyhow!("NATS subscription: {e}"))?;
         let sessions = self
@@ -83,83 +85,181 @@ impl Cluster {
             .subscribe(self.sessions_subject())
             .await
             .map_err(|e| anyhow::anyhow!("NATS subscription: {e}"))?;
-        let events = live_events(
-            async_nats::jetstream::new(self.client.clone()),
-            self.prefix.clone(),
-        );
-        let waiting = progress.subscribe();
+        let follower = Follower {
+            js: async_nats::jetstream::new(self.client.clone()),
+            prefix: self.prefix.clone(),
+            state: state.clone(),
+            progress,
+            applied,
+            deliveries: Deliveries::default(),
+        };
         Ok(vec![
-            tokio::spawn(follow_progress(
-                announcements,
-                state.reads.clone(),
-                progress,
-            )),
-            tokio::spawn(feed_delivery(events, waiting, applied)),
+            tokio::spawn(follower.run(announcements)),
             tokio::spawn(end_sessions(sessions, state)),
         ])
     }
 }
 
-/// Keeps `progress` at the highest position the read models are known to have committed.
-async fn follow_progress(
-    mut announcements: async_nats::Subscriber,
-    db: Database,
+/// Where this gateway's deliveries stand: a pure bookkeeping of positions, so that every event the
+/// read models applied is handed to delivery once, in order, whichever way it arrived.
+#[derive(Default)]
+struct Deliveries {
+    /// Everything up to here was handed to delivery (`None`: nothing yet, the gateway just started).
+    delivered: Option<Position>,
+    /// Since when the read models' checkpoint has been ahead of `delivered` with no announcement.
+    behind_since: Option<Instant>,
+}
+
+/// What to do with an announcement.
+#[derive(Debug, PartialEq, Eq)]
+enum Plan {
+    /// Already delivered (a repeat, or the projection restarting).
+    Skip,
+    /// First read back the events after `.0` up to `.1` (missed announcements), then deliver the
+    /// announced events after `.2`.
+    Deliver(Option<(Position, Position)>, Position),
+}
+
+impl Deliveries {
+    fn on_applied(&mut self, after: Position, position: Position) -> Plan {
+        let plan = match self.delivered {
+            // From now: the first announcement heard.
+            None => Plan::Deliver(None, 0),
+            Some(done) if position <= done => return Plan::Skip,
+            Some(done) if after > done => Plan::Deliver(Some((done, after)), after),
+            Some(done) => Plan::Deliver(None, done),
+        };
+        self.delivered = Some(position);
+        self.behind_since = None;
+        plan
+    }
+
+    /// The checkpoint read from the database: the events after `.0` up to `.1` to read back when
+    /// it has stayed ahead of what was delivered for longer than an announcement takes.
+    fn on_checkpoint(
+        &mut self,
+        checkpoint: Position,
+        now: Instant,
+    ) -> Option<(Position, Position)> {
+        let Some(done) = self.delivered else {
+            // Nothing heard yet: deliver from here on.
+            self.delivered = Some(checkpoint);
+            return None;
+        };
+        if checkpoint <= done {
+            self.behind_since = None;
+            return None;
+        }
+        let since = *self.behind_since.get_or_insert(now);
+        if now.duration_since(since) < GAP_GRACE {
+            return None;
+        }
+        self.delivered = Some(checkpoint);
+        self.behind_since = None;
+        Some((done, checkpoint))
+    }
+}
+
+/// Delivers what the read models applied, and keeps `progress` at their highest known checkpoint.
+struct Follower {
+    js: async_nats::jetstream::Context,
+    prefix: String,
+    state: AppState,
     progress: watch::Sender<Position>,
-) {
-    let raise = |position: Position| {
-        progress.send_if_modified(|p| {
+    applied: mpsc::Sender<Vec<Arc<RecordedEvent>>>,
+    deliveries: Deliveries,
+}
+
+impl Follower {
+    async fn run(mut self, mut announcements: async_nats::Subscriber) {
+        let mut poll = tokio::time::interval(PROGRESS_POLL);
+        loop {
+            let delivered = tokio::select! {
+                message = announcements.next() => match message {
+                    Some(message) => match serde_json::from_slice::<Applied>(&message.payload) {
+                        Ok(batch) => self.announced(batch).await,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "unreadable announcement ignored");
+                            true
+                        }
+                    },
+                    None => return,
+                },
+                _ = poll.tick() => match projection_service::queries::checkpoint(&self.state.reads).await {
+                    Ok(checkpoint) => {
+                        self.raise(checkpoint);
+                        match self.deliveries.on_checkpoint(checkpoint, Instant::now()) {
+                            Some((after, upto)) => self.read_back(after, upto).await,
+                            None => true,
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot read the read models' checkpoint");
+                        true
+                    }
+                },
+            };
+            if !delivered {
+                return;
+            }
+        }
+    }
+
+    /// `false` when delivery has stopped (the gateway is shutting down).
+    async fn announced(&mut self, batch: Applied) -> bool {
+        self.raise(batch.position);
+        let Plan::Deliver(missed, after) = self.deliveries.on_applied(batch.after, batch.position)
+        else {
+            return true;
+        };
+        if let Some((from, upto)) = missed {
+            if !self.read_back(from, upto).await {
+                return false;
+            }
+        }
+        let events: Vec<_> = batch
+            .events
+            .into_iter()
+            .filter(|e| e.position > after)
+            .map(Arc::new)
+            .collect();
+        events.is_empty() || self.applied.send(events).await.is_ok()
+    }
+
+    /// Delivers the events after `after` up to `upto`, read back from JetStream. Should they not
+    /// be there, this gateway's sockets are disconnected rather than left with a hole in their
+    /// conversations: their clients reconnect and fetch.
+    async fn read_back(&mut self, after: Position, upto: Position) -> bool {
+        tracing::info!(after, upto, "reading missed events back from JetStream");
+        match events_between(&self.js, &self.prefix, after, upto, GAP_READ).await {
+            Ok(events) => {
+                events.is_empty()
+                    || self
+                        .applied
+                        .send(events.into_iter().map(Arc::new).collect())
+                        .await
+                        .is_ok()
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), after, upto, "missed events cannot be read back; disconnecting this gateway's sockets");
+                if let Some(io) = self.state.io() {
+                    if let Err(e) = io.disconnect().await {
+                        tracing::debug!(error = %e, "disconnecting every socket");
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    fn raise(&self, position: Position) {
+        self.progress.send_if_modified(|p| {
             let higher = position > *p;
             if higher {
                 *p = position;
             }
             higher
         });
-    };
-    let mut poll = tokio::time::interval(PROGRESS_POLL);
-    loop {
-        tokio::select! {
-            message = announcements.next() => match message {
-                Some(message) => match std::str::from_utf8(&message.payload).ok().and_then(|s| s.parse().ok()) {
-                    Some(position) => raise(position),
-                    None => tracing::debug!("unreadable progress announcement ignored"),
-                },
-                None => return,
-            },
-            _ = poll.tick() => match projection_service::queries::checkpoint(&db).await {
-                Ok(position) => raise(position),
-                Err(e) => tracing::debug!(error = %e, "cannot read the read models' checkpoint"),
-            },
-        }
-    }
-}
-
-/// Hands events to delivery in log order, each batch once the read models reflect it (bounded).
-async fn feed_delivery(
-    events: futures::stream::BoxStream<'static, RecordedEvent>,
-    mut progress: watch::Receiver<Position>,
-    applied: mpsc::Sender<Vec<Arc<RecordedEvent>>>,
-) {
-    let mut batches = events.ready_chunks(DELIVERY_BATCH);
-    while let Some(batch) = batches.next().await {
-        let Some(last) = batch.last().map(|e| e.position) else {
-            continue;
-        };
-        let reached = tokio::time::timeout(DELIVERY_WAIT, progress.wait_for(|p| *p >= last))
-            .await
-            .is_ok_and(|r| r.is_ok());
-        if !reached {
-            tracing::warn!(
-                position = last,
-                "read models did not reach the events to deliver in time; delivering with what they have"
-            );
-        }
-        if applied
-            .send(batch.into_iter().map(Arc::new).collect())
-            .await
-            .is_err()
-        {
-            return;
-        }
     }
 }
 
@@ -174,5 +274,71 @@ async fn end_sessions(mut sessions: async_nats::Subscriber, state: AppState) {
             }
             Err(e) => tracing::debug!(error = %e, "unreadable session announcement ignored"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_announcement_is_delivered_whole_then_each_continues_the_last() {
+        let mut d = Deliveries::default();
+        assert_eq!(d.on_applied(10, 15), Plan::Deliver(None, 0));
+        assert_eq!(d.on_applied(15, 20), Plan::Deliver(None, 15));
+        assert_eq!(d.delivered, Some(20));
+    }
+
+    #[test]
+    fn a_repeat_or_a_restart_announcement_is_skipped() {
+        let mut d = Deliveries::default();
+        d.on_applied(10, 20);
+        assert_eq!(d.on_applied(10, 20), Plan::Skip);
+        // The projection (re)starting announces its checkpoint with no events.
+        assert_eq!(d.on_applied(20, 20), Plan::Skip);
+        assert_eq!(d.on_applied(15, 18), Plan::Skip);
+    }
+
+    #[test]
+    fn a_missed_announcement_is_read_back_before_the_next_is_delivered() {
+        let mut d = Deliveries::default();
+        d.on_applied(10, 20);
+        assert_eq!(d.on_applied(30, 40), Plan::Deliver(Some((20, 30)), 30));
+        assert_eq!(d.delivered, Some(40));
+    }
+
+    #[test]
+    fn an_overlapping_announcement_delivers_only_what_is_new() {
+        let mut d = Deliveries::default();
+        d.on_applied(10, 20);
+        assert_eq!(d.on_applied(15, 25), Plan::Deliver(None, 20));
+    }
+
+    #[test]
+    fn a_checkpoint_ahead_for_longer_than_the_grace_is_read_back_once() {
+        let mut d = Deliveries::default();
+        let t0 = Instant::now();
+        // Nothing heard yet: the checkpoint is where delivery starts.
+        assert_eq!(d.on_checkpoint(5, t0), None);
+        assert_eq!(d.delivered, Some(5));
+        assert_eq!(
+            d.on_checkpoint(9, t0),
+            None,
+            "its announcement may be on its way"
+        );
+        assert_eq!(d.on_checkpoint(9, t0 + GAP_GRACE / 2), None);
+        assert_eq!(d.on_checkpoint(9, t0 + GAP_GRACE), Some((5, 9)));
+        assert_eq!(d.delivered, Some(9));
+        assert_eq!(d.on_checkpoint(9, t0 + GAP_GRACE * 2), None);
+    }
+
+    #[test]
+    fn an_announcement_arriving_within_the_grace_cancels_the_read_back() {
+        let mut d = Deliveries::default();
+        let t0 = Instant::now();
+        d.on_applied(0, 5);
+        assert_eq!(d.on_checkpoint(9, t0), None);
+        assert_eq!(d.on_applied(5, 9), Plan::Deliver(None, 5));
+        assert_eq!(d.on_checkpoint(9, t0 + GAP_GRACE * 3), None);
     }
 }

@@ -6,16 +6,21 @@
 //!   checkpoint, and the projection acknowledges a batch only after committing it. A message that
 //!   arrives out of stream order (a lost delivery being redelivered later) ends the feed with an
 //!   error, so the projection reopens it from its checkpoint instead of skipping an event.
-//! - [`live_events`] is a gateway's ordered consumer from "now": the events to deliver to sockets.
-//!   The client library recreates it after a gap or a reconnect, from the last message seen.
+//! - [`Applied`] is what a projection publishes on core NATS after each commit: the events it
+//!   applied, between two checkpoints. Gateways deliver from it, so that an event reaches sockets
+//!   once the read models reflect it, with one NATS message per batch rather than one per event
+//!   and gateway. A gateway that finds a gap between two of them (it missed one while NATS
+//!   reconnected, or the projection died between its commit and the announcement) reads the
+//!   missing events back from JetStream with [`events_between`].
 
 use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer, stream};
+use bytes::Bytes;
 use events_schema::{Position, RecordedEvent};
-use futures::stream::BoxStream;
 use futures::{FutureExt as _, StreamExt as _};
+use serde::Deserialize;
 
 use crate::relay::{ensure_events_stream, events_stream, stream_state, POSITION_HEADER};
 
@@ -62,6 +67,8 @@ async fn first_sequence_after(stream: &mut stream::Stream, after: Position) -> a
 /// A batch of events taken from a [`DurableFeed`]; acknowledge it once it is committed.
 pub struct Batch {
     pub events: Vec<RecordedEvent>,
+    /// Each event as JetStream carried it (its JSON), to pass on without encoding it again.
+    pub raw: Vec<Bytes>,
     last: Option<jetstream::Message>,
 }
 
@@ -131,6 +138,7 @@ impl DurableFeed {
     pub async fn next_batch(&mut self, max: usize) -> anyhow::Result<Batch> {
         let mut batch = Batch {
             events: Vec::new(),
+            raw: Vec::new(),
             last: None,
         };
         loop {
@@ -161,6 +169,7 @@ impl DurableFeed {
                 let event: RecordedEvent = serde_json::from_slice(&message.payload)
                     .with_context(|| format!("JetStream message {sequence} is not an event"))?;
                 batch.events.push(event);
+                batch.raw.push(message.payload.clone());
                 self.expected += 1;
                 batch.last = Some(message);
                 if batch.events.len() >= max {
@@ -172,63 +181,16 @@ impl DurableFeed {
     }
 }
 
-/// Every event published from now on, in log order, for delivery. Errors the client library
-/// cannot recover from are logged and the consumer is made again from the last event seen.
-pub fn live_events(js: jetstream::Context, prefix: String) -> BoxStream<'static, RecordedEvent> {
-    futures::stream::unfold(
-        (js, prefix, None::<consumer::pull::Ordered>, None::<u64>),
-        |(js, prefix, mut messages, mut last)| async move {
-            let mut pause = Duration::from_millis(100);
-            loop {
-                if messages.is_none() {
-                    match ordered_from(&js, &prefix, last).await {
-                        Ok(m) => messages = Some(m),
-                        Err(e) => {
-                            tracing::warn!(error = %format!("{e:#}"), "cannot follow JetStream for delivery; retrying");
-                            tokio::time::sleep(pause).await;
-                            pause = (pause * 2).min(Duration::from_secs(5));
-                            continue;
-                        }
-                    }
-                }
-                let Some(feed) = messages.as_mut() else { continue };
-                match feed.next().await {
-                    Some(Ok(message)) => {
-                        if let Ok(info) = message.info() {
-                            last = Some(info.stream_sequence);
-                        }
-                        match serde_json::from_slice::<RecordedEvent>(&message.payload) {
-                            Ok(event) => return Some((event, (js, prefix, messages, last))),
-                            Err(e) => tracing::warn!(error = %e, "not an event on the events stream; skipped"),
-                        }
-                    }
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "delivery feed interrupted; following again");
-                        messages = None;
-                    }
-                    None => messages = None,
-                }
-            }
-        },
-    )
-    .boxed()
-}
-
+/// An ordered consumer of the stream from sequence `start` on.
 async fn ordered_from(
-    js: &jetstream::Context,
-    prefix: &str,
-    last: Option<u64>,
+    stream: &stream::Stream,
+    start: u64,
 ) -> anyhow::Result<consumer::pull::Ordered> {
-    let stream = ensure_events_stream(js, prefix).await?;
-    let deliver_policy = match last {
-        Some(sequence) => consumer::DeliverPolicy::ByStartSequence {
-            start_sequence: sequence + 1,
-        },
-        None => consumer::DeliverPolicy::New,
-    };
     let consumer = stream
         .create_consumer(consumer::pull::OrderedConfig {
-            deliver_policy,
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: start,
+            },
             ..Default::default()
         })
         .await
@@ -239,8 +201,159 @@ async fn ordered_from(
         .map_err(|e| anyhow::anyhow!("cannot pull from JetStream: {e}"))
 }
 
-/// The core-NATS subject on which a projection announces the position it has committed, so that
-/// gateways know when the read models reflect an event (deliveries and read-your-writes wait on it).
-pub fn progress_subject(prefix: &str, projection: &str) -> String {
-    format!("{prefix}.progress.{projection}")
+/// The core-NATS subject on which a projection publishes what it has applied ([`Applied`]).
+pub fn applied_subject(prefix: &str, projection: &str) -> String {
+    format!("{prefix}.applied.{projection}")
+}
+
+/// What a projection committed: the events after checkpoint `after` up to checkpoint `position`,
+/// in log order. With no events it only announces the checkpoint (as at the projection's start).
+#[derive(Debug, Deserialize)]
+pub struct Applied {
+    pub after: Position,
+    pub position: Position,
+    pub events: Vec<RecordedEvent>,
+}
+
+/// Encodes a committed batch as [`Applied`] messages of at most `max_payload` bytes each (one
+/// event more than that still travels alone), in order and each continuing the one before:
+/// `events` are the events' JSON as JetStream carried them, `positions` their positions.
+pub fn applied_messages(
+    after: Position,
+    position: Position,
+    events: &[Bytes],
+    positions: &[Position],
+    max_payload: usize,
+) -> Vec<Bytes> {
+    fn encode(after: Position, position: Position, events: &[Bytes]) -> Bytes {
+        let mut body =
+            format!(r#"{{"after":{after},"position":{position},"events":["#).into_bytes();
+        for (i, event) in events.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(event);
+        }
+        body.extend_from_slice(b"]}");
+        body.into()
+    }
+    // The envelope's own bytes: two positions of up to 20 digits and the field names.
+    const ENVELOPE: usize = 80;
+    let mut messages = Vec::new();
+    let (mut from, mut size, mut chunk_after) = (0, ENVELOPE, after);
+    for (i, event) in events.iter().enumerate() {
+        if i > from && size + event.len() + 1 > max_payload {
+            let last = positions[i - 1];
+            messages.push(encode(chunk_after, last, &events[from..i]));
+            (from, size, chunk_after) = (i, ENVELOPE, last);
+        }
+        size += event.len() + 1;
+    }
+    messages.push(encode(chunk_after, position, &events[from..]));
+    messages
+}
+
+/// The events after `after` up to and including `upto`, read back from the JetStream stream (what
+/// a gateway missed of the [`Applied`] announcements). Fails when they are not all there within
+/// `wait`.
+pub async fn events_between(
+    js: &jetstream::Context,
+    prefix: &str,
+    after: Position,
+    upto: Position,
+    wait: Duration,
+) -> anyhow::Result<Vec<RecordedEvent>> {
+    let mut events = Vec::new();
+    if upto <= after {
+        return Ok(events);
+    }
+    let mut stream = ensure_events_stream(js, prefix).await?;
+    let start = first_sequence_after(&mut stream, after).await?;
+    let mut messages = ordered_from(&stream, start).await?;
+    let read = async {
+        while let Some(message) = messages.next().await {
+            let message = message.map_err(|e| anyhow::anyhow!("JetStream: {e}"))?;
+            let event: RecordedEvent = serde_json::from_slice(&message.payload)
+                .context("not an event on the events stream")?;
+            let position = event.position;
+            if position > after && position <= upto {
+                events.push(event);
+            }
+            if position >= upto {
+                return Ok(());
+            }
+        }
+        anyhow::bail!("the JetStream consumer ended")
+    };
+    tokio::time::timeout(wait, read).await.map_err(|_| {
+        anyhow::anyhow!("events {after}..={upto} not read from JetStream in time")
+    })??;
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(position: Position, size: usize) -> (Bytes, Position) {
+        let body = format!(r#"{{"position":{position},"pad":"{}"}}"#, "x".repeat(size));
+        (Bytes::from(body), position)
+    }
+
+    fn decode(message: &Bytes) -> serde_json::Value {
+        serde_json::from_slice(message).expect("an Applied message is JSON")
+    }
+
+    #[test]
+    fn a_small_batch_is_one_message_with_every_event() {
+        let (raw, positions): (Vec<_>, Vec<_>) = (11..=13).map(|p| event(p, 10)).unzip();
+        let messages = applied_messages(10, 13, &raw, &positions, 1 << 20);
+        assert_eq!(messages.len(), 1);
+        let m = decode(&messages[0]);
+        assert_eq!(
+            (m["after"].as_u64(), m["position"].as_u64()),
+            (Some(10), Some(13))
+        );
+        let got: Vec<_> = m["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["position"].as_u64().unwrap())
+            .collect();
+        assert_eq!(got, vec![11, 12, 13]);
+    }
+
+    #[test]
+    fn a_large_batch_is_split_into_messages_that_continue_each_other() {
+        let (raw, positions): (Vec<_>, Vec<_>) = (1..=40).map(|p| event(p, 300)).unzip();
+        let limit = 2_000;
+        let messages = applied_messages(0, 40, &raw, &positions, limit);
+        assert!(messages.len() > 1);
+        let mut after = 0;
+        let mut seen = Vec::new();
+        for message in &messages {
+            assert!(message.len() <= limit, "{} bytes", message.len());
+            let m = decode(message);
+            assert_eq!(m["after"].as_u64(), Some(after));
+            for e in m["events"].as_array().unwrap() {
+                seen.push(e["position"].as_u64().unwrap());
+            }
+            after = m["position"].as_u64().unwrap();
+            assert_eq!(Some(&after), seen.last(), "each ends at its last event");
+        }
+        assert_eq!(after, 40);
+        assert_eq!(seen, (1..=40).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn an_announcement_without_events_carries_the_checkpoint() {
+        let messages = applied_messages(7, 7, &[], &[], 1 << 20);
+        assert_eq!(messages.len(), 1);
+        let m = decode(&messages[0]);
+        assert_eq!(
+            (m["after"].as_u64(), m["position"].as_u64()),
+            (Some(7), Some(7))
+        );
+        assert_eq!(m["events"].as_array().map(Vec::len), Some(0));
+    }
 }

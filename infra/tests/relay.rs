@@ -180,3 +180,32 @@ async fn a_relay_killed_mid_stream_and_a_second_relay_leave_no_gap_and_no_duplic
         task.await.unwrap().unwrap();
     }
 }
+
+/// What a gateway reads back after missing announcements: exactly the events after one position
+/// up to another, as stored, from wherever they lie in the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missed_events_are_read_back_by_position() {
+    let f = Fixture::new().await;
+    append(&f.store, 0, 30).await;
+    let (stop, task) = f.start();
+    let published = f.wait_for(30).await;
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    let js = jetstream::new(f.client.clone());
+    let wait = Duration::from_secs(10);
+    let stored = f.store.read_all(0, 100).await.unwrap();
+    assert_eq!(published, stored);
+    let (after, upto) = (stored[9].position, stored[19].position);
+    let back = infra::feed::events_between(&js, &f.prefix, after, upto, wait)
+        .await
+        .unwrap();
+    assert_eq!(back, stored[10..20].to_vec(), "the 11th to the 20th event");
+    let all = infra::feed::events_between(&js, &f.prefix, 0, stored[29].position, wait)
+        .await
+        .unwrap();
+    assert_eq!(all, stored);
+    let none = infra::feed::events_between(&js, &f.prefix, upto, upto, wait)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}

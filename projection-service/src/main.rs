@@ -1,6 +1,6 @@
 //! `projection-service`: the projector on its own, into `DATABASE_URL`. With `NATS_URL` (the
-//! production topology) it is fed by a JetStream durable consumer and announces its progress to
-//! the gateways; without, it follows `EVENT_STORE_URL` directly. (The all-in-one gateway runs the
+//! production topology) it is fed by a JetStream durable consumer and publishes what each commit
+//! applied for the gateways to deliver; without, it follows `EVENT_STORE_URL` directly. (The all-in-one gateway runs the
 //! same projector in-process.)
 //!
 //! Operator subcommands: `audit` prints a chat's or a user's history from the event store;

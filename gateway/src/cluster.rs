@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use events_schema::{Position, RecordedEvent};
 use futures::StreamExt;
+use infra::db::Database;
 use infra::feed::{applied_subject, events_between, Applied};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
@@ -85,10 +86,24 @@ impl Cluster {
             .subscribe(self.sessions_subject())
             .await
             .map_err(|e| anyhow::anyhow!("NATS subscription: {e}"))?;
+        let give_up: GiveUp = {
+            let state = state.clone();
+            Arc::new(move || {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    if let Some(io) = state.io() {
+                        if let Err(e) = io.disconnect().await {
+                            tracing::debug!(error = %e, "disconnecting every socket");
+                        }
+                    }
+                });
+            })
+        };
         let follower = Follower {
             js: async_nats::jetstream::new(self.client.clone()),
             prefix: self.prefix.clone(),
-            state: state.clone(),
+            reads: state.reads.clone(),
+            give_up,
             progress,
             applied,
             deliveries: Deliveries::default(),
@@ -160,11 +175,16 @@ impl Deliveries {
     }
 }
 
+/// What a gateway does when events it missed cannot be read back: disconnect its sockets (their
+/// clients reconnect and fetch) rather than deliver with a hole.
+type GiveUp = Arc<dyn Fn() + Send + Sync>;
+
 /// Delivers what the read models applied, and keeps `progress` at their highest known checkpoint.
 struct Follower {
     js: async_nats::jetstream::Context,
     prefix: String,
-    state: AppState,
+    reads: Database,
+    give_up: GiveUp,
     progress: watch::Sender<Position>,
     applied: mpsc::Sender<Vec<Arc<RecordedEvent>>>,
     deliveries: Deliveries,
@@ -185,7 +205,7 @@ impl Follower {
                     },
                     None => return,
                 },
-                _ = poll.tick() => match projection_service::queries::checkpoint(&self.state.reads).await {
+                _ = poll.tick() => match projection_service::queries::checkpoint(&self.reads).await {
                     Ok(checkpoint) => {
                         self.raise(checkpoint);
                         match self.deliveries.on_checkpoint(checkpoint, Instant::now()) {
@@ -242,11 +262,7 @@ impl Follower {
             }
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), after, upto, "missed events cannot be read back; disconnecting this gateway's sockets");
-                if let Some(io) = self.state.io() {
-                    if let Err(e) = io.disconnect().await {
-                        tracing::debug!(error = %e, "disconnecting every socket");
-                    }
-                }
+                (self.give_up)();
                 true
             }
         }
@@ -280,6 +296,156 @@ async fn end_sessions(mut sessions: async_nats::Subscriber, state: AppState) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use events_schema::{EventMetadata, NewEvent};
+    use infra::ExpectedVersion;
+    use uuid::Uuid;
+
+    /// The machine's NATS JetStream, a relay from a store of our own, and a follower whose
+    /// announcements the test writes: what the follower hands to delivery is every event once,
+    /// in order, whether it was announced, missed between two announcements, or missed at the end.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn missed_announcements_are_read_back_from_jetstream_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = infra::event_store::open_event_store(&format!(
+            "sqlite://{}",
+            dir.path().join("events.db").display()
+        ))
+        .await
+        .unwrap();
+        for i in 0..12 {
+            store
+                .append(
+                    &format!("s-{}", i % 3),
+                    ExpectedVersion::Any,
+                    vec![NewEvent {
+                        event_id: Uuid::now_v7(),
+                        event_type: "TestHappened".into(),
+                        schema_version: 1,
+                        occurred_at: events_schema::envelope::now_millis(),
+                        metadata: EventMetadata {
+                            actor: None,
+                            correlation_id: Uuid::now_v7(),
+                            causation_id: None,
+                        },
+                        payload: format!("{{\"n\":{i}}}"),
+                    }],
+                )
+                .await
+                .unwrap();
+        }
+        let events = store.read_all(0, 100).await.unwrap();
+        let client = infra::testing::nats_client().await;
+        let prefix = infra::testing::unique_prefix();
+        let js = async_nats::jetstream::new(client.clone());
+        let _cleanup = DeleteStream(js.clone(), infra::relay::events_stream(&prefix));
+        let (stop, stopped) = watch::channel(false);
+        let relay = tokio::spawn(infra::relay::run(
+            store.clone(),
+            client.clone(),
+            prefix.clone(),
+            stopped,
+        ));
+        let reads = Database::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("reads.db").display()
+        ))
+        .await
+        .unwrap();
+        let _tables = projection_service::Projector::new(reads.clone())
+            .await
+            .unwrap();
+        let (progress, _) = watch::channel(0);
+        let (applied, mut delivered) = mpsc::channel(16);
+        let gave_up = Arc::new(AtomicUsize::new(0));
+        let follower = Follower {
+            js: js.clone(),
+            prefix: prefix.clone(),
+            reads: reads.clone(),
+            give_up: {
+                let gave_up = gave_up.clone();
+                Arc::new(move || {
+                    gave_up.fetch_add(1, Ordering::SeqCst);
+                })
+            },
+            progress,
+            applied,
+            deliveries: Deliveries::default(),
+        };
+        let subject = format!("{prefix}.applied.test");
+        let announcements = client.subscribe(subject.clone()).await.unwrap();
+        let following = tokio::spawn(follower.run(announcements));
+        let announce = |from: usize, to: usize| {
+            let raw: Vec<_> = events[from..to]
+                .iter()
+                .map(|e| serde_json::to_vec(e).unwrap().into())
+                .collect();
+            let positions: Vec<Position> = events[from..to].iter().map(|e| e.position).collect();
+            let after = if from == 0 {
+                0
+            } else {
+                events[from - 1].position
+            };
+            infra::feed::applied_messages(after, events[to - 1].position, &raw, &positions, 1 << 20)
+        };
+        // The relay has put every event on the stream before the follower needs them back.
+        for _ in 0..200 {
+            let mut stream = infra::relay::ensure_events_stream(&js, &prefix)
+                .await
+                .unwrap();
+            if infra::relay::last_published(&mut stream).await.unwrap() == events[11].position {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Events 0-2 announced, 3-5 missed, 6-8 announced; 9-11 only in the checkpoint.
+        for message in announce(0, 3).into_iter().chain(announce(6, 9)) {
+            client.publish(subject.clone(), message).await.unwrap();
+        }
+        client.flush().await.unwrap();
+        sqlx::query(
+            "INSERT INTO projection_checkpoints (name, position) VALUES ('read_models', $1)",
+        )
+        .bind(events[11].position as i64)
+        .execute(&reads.pool)
+        .await
+        .unwrap();
+        let mut got = Vec::new();
+        while got.len() < 12 {
+            let batch = tokio::time::timeout(Duration::from_secs(15), delivered.recv())
+                .await
+                .expect("the follower delivers within the grace and a poll")
+                .expect("the follower runs");
+            got.extend(batch.iter().map(|e| (**e).clone()));
+        }
+        assert_eq!(got, events, "every event once, in log order");
+        assert_eq!(gave_up.load(Ordering::SeqCst), 0);
+        following.abort();
+        stop.send(true).unwrap();
+        relay.await.unwrap().unwrap();
+    }
+
+    /// Deletes the test's JetStream stream however the test ends.
+    struct DeleteStream(async_nats::jetstream::Context, String);
+
+    impl Drop for DeleteStream {
+        fn drop(&mut self) {
+            let (js, name) = (self.0.clone(), self.1.clone());
+            // Drop runs inside the test's runtime: use a thread with its own.
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(async {
+                        let _ = js.delete_stream(&name).await;
+                    });
+                }
+            })
+            .join();
+        }
+    }
 
     #[test]
     fn the_first_announcement_is_delivered_whole_then_each_continues_the_last() {

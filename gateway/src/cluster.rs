@@ -298,9 +298,7 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use events_schema::{EventMetadata, NewEvent};
     use infra::ExpectedVersion;
-    use uuid::Uuid;
 
     /// The machine's NATS JetStream, a relay from a store of our own, and a follower whose
     /// announcements the test writes: what the follower hands to delivery is every event once,
@@ -319,18 +317,7 @@ mod tests {
                 .append(
                     &format!("s-{}", i % 3),
                     ExpectedVersion::Any,
-                    vec![NewEvent {
-                        event_id: Uuid::now_v7(),
-                        event_type: "TestHappened".into(),
-                        schema_version: 1,
-                        occurred_at: events_schema::envelope::now_millis(),
-                        metadata: EventMetadata {
-                            actor: None,
-                            correlation_id: Uuid::now_v7(),
-                            causation_id: None,
-                        },
-                        payload: format!("{{\"n\":{i}}}"),
-                    }],
+                    vec![infra::testing::test_event(format!("{{\"n\":{i}}}"))],
                 )
                 .await
                 .unwrap();

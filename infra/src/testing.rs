@@ -87,6 +87,23 @@ pub fn unique_prefix() -> String {
     format!("test_{}", Uuid::new_v4().simple())
 }
 
+/// A new event of type `TestHappened` with `payload`, no actor and fresh ids: what tests of the
+/// log's plumbing (relay, feeds, deliveries) append.
+pub fn test_event(payload: impl Into<String>) -> events_schema::NewEvent {
+    events_schema::NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: "TestHappened".into(),
+        schema_version: 1,
+        occurred_at: events_schema::envelope::now_millis(),
+        metadata: events_schema::EventMetadata {
+            actor: None,
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+        },
+        payload: payload.into(),
+    }
+}
+
 /// Appends recorded events (a checked-in fixture, say) to `store` as they were written: each to
 /// its stream, expecting the version before its own. Panics (test support) when one is refused.
 pub async fn append_recorded(

@@ -5,26 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use events_schema::{EventMetadata, NewEvent, RecordedEvent};
+use events_schema::{NewEvent, RecordedEvent};
 use infra::event_store::open_event_store;
 use infra::relay::{self, events_stream, last_published};
 use infra::{EventStore, ExpectedVersion};
 use tokio::sync::watch;
-use uuid::Uuid;
 
 fn event(n: usize) -> NewEvent {
-    NewEvent {
-        event_id: Uuid::now_v7(),
-        event_type: "TestHappened".into(),
-        schema_version: 1,
-        occurred_at: events_schema::envelope::now_millis(),
-        metadata: EventMetadata {
-            actor: None,
-            correlation_id: Uuid::now_v7(),
-            causation_id: None,
-        },
-        payload: format!("{{\"n\":{n}}}"),
-    }
+    infra::testing::test_event(format!("{{\"n\":{n}}}"))
 }
 
 async fn append(store: &Arc<dyn EventStore>, from: usize, count: usize) {

@@ -194,7 +194,8 @@ impl Follower {
     async fn run(mut self, mut announcements: async_nats::Subscriber) {
         let mut poll = tokio::time::interval(PROGRESS_POLL);
         loop {
-            let delivered = tokio::select! {
+            // `false` once delivery has stopped (the gateway is shutting down).
+            let going = tokio::select! {
                 message = announcements.next() => match message {
                     Some(message) => match serde_json::from_slice::<Applied>(&message.payload) {
                         Ok(batch) => self.announced(batch).await,
@@ -219,7 +220,7 @@ impl Follower {
                     }
                 },
             };
-            if !delivered {
+            if !going {
                 return;
             }
         }

@@ -66,7 +66,7 @@ pub struct SqlEventStore {
 
 /// What the writer committed last: the log's head as this process knows it, and the events of
 /// that commit when the fast path wrote them (empty otherwise: followers read them back).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Committed {
     head: Position,
     events: Arc<[RecordedEvent]>,

@@ -1,5 +1,6 @@
 //! Serving commands over NATS: this instance joins the command-service queue group on
-//! `<prefix>.commands` and answers each request it is given on the request's reply subject.
+//! `<prefix>.commands` and answers each request it is given on the request's reply subject: a
+//! command with its outcome, a batch of commands with their outcomes in order (see [`answer`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use events_schema::{CommandEnvelope, CommandOutcome, RefusalCode};
 use futures::StreamExt;
 use infra::bus::{command_queue, command_subject};
+use serde_json::value::RawValue;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -44,20 +46,15 @@ pub async fn serve(
         let service = service.clone();
         let client = client.clone();
         in_flight.spawn(async move {
-            let outcome = match serde_json::from_slice::<CommandEnvelope>(&message.payload) {
-                Ok(envelope) => service.handle(envelope).await,
+            let body = match answer(&service, &message.payload).await {
+                Ok(body) => body,
                 Err(e) => {
-                    tracing::debug!(error = %e, "unreadable command refused");
-                    CommandOutcome::refused(RefusalCode::BadRequest, "unreadable command")
+                    tracing::error!(error = %e, "cannot encode an outcome");
+                    return;
                 }
             };
-            match serde_json::to_vec(&outcome) {
-                Ok(body) => {
-                    if let Err(e) = client.publish(reply, body.into()).await {
-                        tracing::warn!(error = %e, "cannot answer a command");
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "cannot encode an outcome"),
+            if let Err(e) = client.publish(reply, body.into()).await {
+                tracing::warn!(error = %e, "cannot answer a command");
             }
         });
     }
@@ -71,4 +68,42 @@ pub async fn serve(
     }
     let _ = client.flush().await;
     Ok(())
+}
+
+/// The answer to one request: a command (a JSON object) is answered by its outcome; a batch (a JSON
+/// array of commands, see `infra::bus::NatsCommands`) by the array of their outcomes, in order,
+/// decided concurrently as separate requests would be. An unreadable command is refused as
+/// `bad-request` (alone, or in its place in the batch), never dropped.
+pub async fn answer(service: &CommandService, payload: &[u8]) -> serde_json::Result<Vec<u8>> {
+    let is_batch = payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    if !is_batch {
+        return serde_json::to_vec(&decide(service, serde_json::from_slice(payload)).await);
+    }
+    let outcomes = match serde_json::from_slice::<Vec<&RawValue>>(payload) {
+        Ok(commands) => {
+            futures::future::join_all(
+                commands
+                    .into_iter()
+                    .map(|c| decide(service, serde_json::from_str(c.get()))),
+            )
+            .await
+        }
+        // Not even an array of JSON values: there is no telling how many commands it held, so the
+        // answer is one refusal, which the gateway reads as a failed request.
+        Err(e) => vec![decide(service, Err(e)).await],
+    };
+    serde_json::to_vec(&outcomes)
+}
+
+async fn decide(
+    service: &CommandService,
+    envelope: serde_json::Result<CommandEnvelope>,
+) -> CommandOutcome {
+    match envelope {
+        Ok(envelope) => service.handle(envelope).await,
+        Err(e) => {
+            tracing::debug!(error = %e, "unreadable command refused");
+            CommandOutcome::refused(RefusalCode::BadRequest, "unreadable command")
+        }
+    }
 }

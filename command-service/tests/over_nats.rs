@@ -8,7 +8,8 @@ use command_service::CommandService;
 use events_schema::{
     ChatId, Command, CommandEnvelope, CommandOutcome, Content, RefusalCode, UserId, UserName,
 };
-use infra::bus::{command_subject, NatsCommands};
+use futures::StreamExt;
+use infra::bus::{command_subject, NatsCommands, COMMANDS_IN_FLIGHT};
 use infra::event_store::open_event_store;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -205,4 +206,194 @@ async fn with_two_instances_in_the_queue_group_every_request_is_answered() {
         instance.stop.send(true).unwrap();
         instance.task.await.unwrap().unwrap();
     }
+}
+
+/// Answers one request the way a command-service would be read by the gateway: each command with a
+/// `not-found` refusal carrying its correlation id, in the request's shape (one outcome for one
+/// command, an array for a batch). Returns how many commands the request carried.
+async fn answer_with_correlation_ids(
+    nats: &async_nats::Client,
+    request: async_nats::Message,
+) -> usize {
+    let echo = |e: &CommandEnvelope| {
+        CommandOutcome::refused(RefusalCode::NotFound, e.correlation_id.to_string())
+    };
+    let (count, body) = if request.payload.first() == Some(&b'[') {
+        let batch: Vec<CommandEnvelope> = serde_json::from_slice(&request.payload).unwrap();
+        let outcomes: Vec<CommandOutcome> = batch.iter().map(echo).collect();
+        (batch.len(), serde_json::to_vec(&outcomes).unwrap())
+    } else {
+        let single: CommandEnvelope = serde_json::from_slice(&request.payload).unwrap();
+        (1, serde_json::to_vec(&echo(&single)).unwrap())
+    };
+    nats.publish(request.reply.unwrap(), body.into())
+        .await
+        .unwrap();
+    count
+}
+
+#[tokio::test]
+async fn commands_queued_behind_busy_requests_leave_together_and_each_gets_its_own_outcome() {
+    let prefix = prefix();
+    // A stand-in command-service on the real NATS server, so that the test decides when requests
+    // are answered.
+    let responder = client().await;
+    let mut requests = responder
+        .queue_subscribe(command_subject(&prefix), infra::bus::command_queue(&prefix))
+        .await
+        .unwrap();
+    responder.flush().await.unwrap();
+    let commands = NatsCommands::new(client().await, &prefix);
+    let dispatch = || {
+        let commands = commands.clone();
+        let user = UserId::generate();
+        let command = envelope(
+            &user,
+            Command::VerifyUser {
+                user_id: user.clone(),
+            },
+        );
+        tokio::spawn(async move { (command.correlation_id, commands.dispatch(&command).await) })
+    };
+    // Every slot taken by a request the stand-in holds (one command each: the next is dispatched
+    // once the one before has arrived).
+    let mut tasks = Vec::new();
+    let mut held = Vec::new();
+    while held.len() < COMMANDS_IN_FLIGHT {
+        tasks.push(dispatch());
+        held.push(requests.next().await.unwrap());
+    }
+    assert!(
+        held.iter().all(|r| r.payload.first() == Some(&b'{')),
+        "one command each while slots are free"
+    );
+    // These queue behind them (the pause lets every one reach the queue)...
+    tasks.extend((0..20).map(|_| dispatch()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for request in held {
+        assert_eq!(answer_with_correlation_ids(&responder, request).await, 1);
+    }
+    // ...and leave together as soon as a slot frees.
+    let batch = requests.next().await.unwrap();
+    assert_eq!(answer_with_correlation_ids(&responder, batch).await, 20);
+    for task in tasks {
+        let (id, outcome) = task.await.unwrap();
+        match outcome {
+            CommandOutcome::Refused {
+                code: RefusalCode::NotFound,
+                message,
+            } => assert_eq!(
+                message,
+                id.to_string(),
+                "an outcome reached another command"
+            ),
+            other => panic!("expected the stand-in's answer, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_batch_is_answered_in_order_with_an_unreadable_command_refused_in_its_place() {
+    let prefix = prefix();
+    let server = instance(&prefix).await;
+    let user = UserId::generate();
+    let register = envelope(
+        &user,
+        Command::RegisterUser {
+            user_id: user.clone(),
+            name: UserName::parse("Batch").unwrap(),
+        },
+    );
+    let stranger = UserId::generate();
+    let send = envelope(
+        &stranger,
+        Command::SendSelfMessage {
+            content: Content::parse("x").unwrap(),
+            client_id: None,
+        },
+    );
+    let body = format!(
+        "[{}, {{\"not\": \"a command\"}}, {}]",
+        serde_json::to_string(&register).unwrap(),
+        serde_json::to_string(&send).unwrap()
+    );
+    let raw = client()
+        .await
+        .request(command_subject(&prefix), body.into())
+        .await
+        .unwrap();
+    let outcomes: Vec<CommandOutcome> = serde_json::from_slice(&raw.payload).unwrap();
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    assert!(
+        matches!(outcomes[0], CommandOutcome::Accepted(_)),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(
+            outcomes[1],
+            CommandOutcome::Refused {
+                code: RefusalCode::BadRequest,
+                ..
+            }
+        ),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(
+            outcomes[2],
+            CommandOutcome::Refused {
+                code: RefusalCode::NotFound,
+                ..
+            }
+        ),
+        "{outcomes:?}"
+    );
+    server.stop.send(true).unwrap();
+    server.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn many_concurrent_commands_each_get_their_own_outcome_from_the_service() {
+    let prefix = prefix();
+    let server = instance(&prefix).await;
+    let commands = NatsCommands::new(client().await, &prefix);
+    // More users at once than the gateway keeps requests in flight, so that batches form.
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let commands = commands.clone();
+        tasks.push(tokio::spawn(async move {
+            let user = UserId::generate();
+            let register = Command::RegisterUser {
+                user_id: user.clone(),
+                name: UserName::parse(&format!("user {i}")).unwrap(),
+            };
+            let verify = Command::VerifyUser {
+                user_id: user.clone(),
+            };
+            for command in [register, verify] {
+                assert!(matches!(
+                    commands.dispatch(&envelope(&user, command)).await,
+                    CommandOutcome::Accepted(_)
+                ));
+            }
+            let send = Command::SendSelfMessage {
+                content: Content::parse("mine").unwrap(),
+                client_id: None,
+            };
+            (
+                user.clone(),
+                commands.dispatch(&envelope(&user, send)).await,
+            )
+        }));
+    }
+    for task in tasks {
+        match task.await.unwrap() {
+            (user, CommandOutcome::Accepted(a)) => {
+                assert_eq!(a.chat_id, Some(ChatId::self_chat_of(&user)))
+            }
+            (_, other) => panic!("expected acceptance, got {other:?}"),
+        }
+    }
+    server.stop.send(true).unwrap();
+    server.task.await.unwrap().unwrap();
 }

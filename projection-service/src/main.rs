@@ -19,12 +19,6 @@ use projection_service::replay::{replay, ReplayOptions, ReplayOutcome, PROJECTIO
 use projection_service::{run, Projector};
 use tokio::sync::watch;
 
-/// glibc's allocator took about a sixth of this service's CPU under load (many small, short-lived
-/// allocations across threads), as it had in the gateway; mimalloc handles that pattern better.
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The projection-service: builds the read models from the event log. Settings come from the
 /// environment, like every service's (README, "Settings").
 #[derive(Parser)]

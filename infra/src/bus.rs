@@ -49,7 +49,7 @@ pub const COMMANDS_IN_FLIGHT: usize = 8;
 /// whole [`COMMAND_TIMEOUT`]; past this, the request waits on without its slot.
 const SLOT_HOLD: Duration = Duration::from_millis(500);
 /// The most commands one request carries.
-pub const MAX_BATCH: usize = 64;
+const MAX_BATCH: usize = 64;
 /// The most bytes of commands one request carries (NATS refuses messages over its `max_payload`,
 /// 1 MiB by default); a single command larger than this still goes, alone.
 const MAX_BATCH_BYTES: usize = 256 * 1024;

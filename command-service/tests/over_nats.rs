@@ -397,3 +397,54 @@ async fn many_concurrent_commands_each_get_their_own_outcome_from_the_service() 
     server.stop.send(true).unwrap();
     server.task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn an_instance_that_never_answers_cannot_hold_every_slot_until_the_timeout() {
+    let prefix = prefix();
+    // The only member of the queue group takes requests and never answers.
+    let silent = client().await;
+    let mut requests = silent
+        .queue_subscribe(command_subject(&prefix), infra::bus::command_queue(&prefix))
+        .await
+        .unwrap();
+    silent.flush().await.unwrap();
+    let commands = NatsCommands::new(client().await, &prefix);
+    let dispatch = || {
+        let commands = commands.clone();
+        let user = UserId::generate();
+        tokio::spawn(async move {
+            commands
+                .dispatch(&envelope(
+                    &user,
+                    Command::VerifyUser {
+                        user_id: user.clone(),
+                    },
+                ))
+                .await
+        })
+    };
+    // Every slot taken by an unanswered request.
+    let mut tasks = Vec::new();
+    for _ in 0..COMMANDS_IN_FLIGHT {
+        tasks.push(dispatch());
+        requests.next().await.unwrap();
+    }
+    // One more still leaves well before the held requests time out.
+    let started = Instant::now();
+    tasks.push(dispatch());
+    requests.next().await.unwrap();
+    assert!(
+        started.elapsed() < infra::bus::COMMAND_TIMEOUT / 2,
+        "a command waited {:?} for a slot held by a silent instance",
+        started.elapsed()
+    );
+    for task in tasks {
+        assert!(matches!(
+            task.await.unwrap(),
+            CommandOutcome::Refused {
+                code: RefusalCode::Internal,
+                ..
+            }
+        ));
+    }
+}

@@ -146,12 +146,7 @@ async fn with_no_command_service_the_gateway_gets_internal_without_waiting_long(
 async fn a_command_service_that_never_answers_costs_the_timeout_and_no_more() {
     let prefix = prefix();
     // Something is subscribed (so NATS does not say "no responders") but never answers.
-    let silent = client().await;
-    let _sub = silent
-        .queue_subscribe(command_subject(&prefix), infra::bus::command_queue(&prefix))
-        .await
-        .unwrap();
-    silent.flush().await.unwrap();
+    let _silent = stand_in(&prefix).await;
     let commands = NatsCommands::new(client().await, &prefix);
     let user = UserId::generate();
     let bounded = tokio::time::timeout(
@@ -232,35 +227,43 @@ async fn answer_with_correlation_ids(
     count
 }
 
+/// A raw member of the command-service queue group on the real NATS server, for tests that decide
+/// themselves when, or whether, requests are answered.
+async fn stand_in(prefix: &str) -> (async_nats::Client, async_nats::Subscriber) {
+    let nats = client().await;
+    let requests = nats
+        .queue_subscribe(command_subject(prefix), infra::bus::command_queue(prefix))
+        .await
+        .unwrap();
+    nats.flush().await.unwrap();
+    (nats, requests)
+}
+
+/// Dispatches a fresh user's `VerifyUser` on a task of its own: its correlation id and outcome.
+fn spawn_verify(commands: &NatsCommands) -> tokio::task::JoinHandle<(Uuid, CommandOutcome)> {
+    let commands = commands.clone();
+    let user = UserId::generate();
+    let command = envelope(
+        &user,
+        Command::VerifyUser {
+            user_id: user.clone(),
+        },
+    );
+    tokio::spawn(async move { (command.correlation_id, commands.dispatch(&command).await) })
+}
+
 #[tokio::test]
 async fn commands_queued_behind_busy_requests_leave_together_and_each_gets_its_own_outcome() {
     let prefix = prefix();
-    // A stand-in command-service on the real NATS server, so that the test decides when requests
-    // are answered.
-    let responder = client().await;
-    let mut requests = responder
-        .queue_subscribe(command_subject(&prefix), infra::bus::command_queue(&prefix))
-        .await
-        .unwrap();
-    responder.flush().await.unwrap();
+    // A stand-in command-service, so that the test decides when requests are answered.
+    let (responder, mut requests) = stand_in(&prefix).await;
     let commands = NatsCommands::new(client().await, &prefix);
-    let dispatch = || {
-        let commands = commands.clone();
-        let user = UserId::generate();
-        let command = envelope(
-            &user,
-            Command::VerifyUser {
-                user_id: user.clone(),
-            },
-        );
-        tokio::spawn(async move { (command.correlation_id, commands.dispatch(&command).await) })
-    };
     // Every slot taken by a request the stand-in holds (one command each: the next is dispatched
     // once the one before has arrived).
     let mut tasks = Vec::new();
     let mut held = Vec::new();
     while held.len() < COMMANDS_IN_FLIGHT {
-        tasks.push(dispatch());
+        tasks.push(spawn_verify(&commands));
         held.push(requests.next().await.unwrap());
     }
     assert!(
@@ -268,7 +271,7 @@ async fn commands_queued_behind_busy_requests_leave_together_and_each_gets_its_o
         "one command each while slots are free"
     );
     // These queue behind them (the pause lets every one reach the queue)...
-    tasks.extend((0..20).map(|_| dispatch()));
+    tasks.extend((0..20).map(|_| spawn_verify(&commands)));
     tokio::time::sleep(Duration::from_millis(300)).await;
     for request in held {
         assert_eq!(answer_with_correlation_ids(&responder, request).await, 1);
@@ -402,36 +405,17 @@ async fn many_concurrent_commands_each_get_their_own_outcome_from_the_service() 
 async fn an_instance_that_never_answers_cannot_hold_every_slot_until_the_timeout() {
     let prefix = prefix();
     // The only member of the queue group takes requests and never answers.
-    let silent = client().await;
-    let mut requests = silent
-        .queue_subscribe(command_subject(&prefix), infra::bus::command_queue(&prefix))
-        .await
-        .unwrap();
-    silent.flush().await.unwrap();
+    let (_silent, mut requests) = stand_in(&prefix).await;
     let commands = NatsCommands::new(client().await, &prefix);
-    let dispatch = || {
-        let commands = commands.clone();
-        let user = UserId::generate();
-        tokio::spawn(async move {
-            commands
-                .dispatch(&envelope(
-                    &user,
-                    Command::VerifyUser {
-                        user_id: user.clone(),
-                    },
-                ))
-                .await
-        })
-    };
     // Every slot taken by an unanswered request.
     let mut tasks = Vec::new();
     for _ in 0..COMMANDS_IN_FLIGHT {
-        tasks.push(dispatch());
+        tasks.push(spawn_verify(&commands));
         requests.next().await.unwrap();
     }
     // One more still leaves well before the held requests time out.
     let started = Instant::now();
-    tasks.push(dispatch());
+    tasks.push(spawn_verify(&commands));
     requests.next().await.unwrap();
     assert!(
         started.elapsed() < infra::bus::COMMAND_TIMEOUT / 2,
@@ -440,7 +424,7 @@ async fn an_instance_that_never_answers_cannot_hold_every_slot_until_the_timeout
     );
     for task in tasks {
         assert!(matches!(
-            task.await.unwrap(),
+            task.await.unwrap().1,
             CommandOutcome::Refused {
                 code: RefusalCode::Internal,
                 ..

@@ -13,6 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::Subject;
 use events_schema::{CommandEnvelope, CommandOutcome, RefusalCode};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
@@ -73,7 +74,11 @@ impl NatsCommands {
     /// Starts the task that sends this client's requests (on the current Tokio runtime).
     pub fn new(client: async_nats::Client, prefix: &str) -> Self {
         let (queue, pending) = mpsc::unbounded_channel();
-        tokio::spawn(send_requests(client, command_subject(prefix), pending));
+        tokio::spawn(send_requests(
+            client,
+            command_subject(prefix).into(),
+            pending,
+        ));
         Self { queue }
     }
 
@@ -101,7 +106,7 @@ impl NatsCommands {
 /// every [`NatsCommands`] handle is gone.
 async fn send_requests(
     client: async_nats::Client,
-    subject: String,
+    subject: Subject,
     mut pending: mpsc::UnboundedReceiver<Pending>,
 ) {
     let slots = Arc::new(Semaphore::new(COMMANDS_IN_FLIGHT));
@@ -138,6 +143,7 @@ async fn send_requests(
                 Err(_) => break,
             }
         }
+        // Cheap clones: the client is a handle, the subject shared bytes.
         let (client, subject) = (client.clone(), subject.clone());
         tokio::spawn(async move {
             let request = request(&client, subject, batch);
@@ -152,7 +158,7 @@ async fn send_requests(
 }
 
 /// Sends one request and hands every command its outcome.
-async fn request(client: &async_nats::Client, subject: String, batch: Vec<Pending>) {
+async fn request(client: &async_nats::Client, subject: Subject, batch: Vec<Pending>) {
     let single = batch.len() == 1;
     let payload = if single {
         batch[0].payload.clone()

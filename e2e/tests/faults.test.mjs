@@ -1,7 +1,8 @@
 // Fault tests of the production topology (E2E_TOPOLOGY=1; skipped all-in-one): kill -9 of the
-// projection-service mid-stream, kill -9 of the command-service with requests in flight, and a
-// restart of the NATS server under running services. infra/scripts/topology starts a process that
-// died again, as a process manager would; the tests check what clients and the stores see.
+// projection-service mid-stream, kill -9 of the command-service with requests in flight, a
+// restart of the NATS server and PostgreSQL going away under running services.
+// infra/scripts/topology starts a process that died again, as a process manager would; the tests
+// check what clients and the stores see.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -214,6 +215,108 @@ test('a restart of the NATS server: service resumes without restarting the servi
     a.s.close();
     b.s.close();
   } finally {
+    await server.stop();
+  }
+});
+
+/** The database a postgres:// URL names. */
+const dbName = (url) => decodeURIComponent(new URL(url).pathname.slice(1));
+const ADMIN_URL = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/**
+ * PostgreSQL goes away under the running services, as in a restart, as far as they can tell:
+ * every connection to the run's databases is cut and new ones are refused until `up()`.
+ */
+function postgresDown(urls) {
+  const names = [...new Set(urls.map(dbName))];
+  const allow = (on) => {
+    for (const n of names) psql(ADMIN_URL, `ALTER DATABASE "${n}" WITH ALLOW_CONNECTIONS ${on}`);
+  };
+  allow(false);
+  const list = names.map((n) => `'${n.replace(/'/g, "''")}'`).join(', ');
+  psql(ADMIN_URL, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN (${list})`);
+  let upAgain = false;
+  return {
+    up() {
+      if (!upAgain) allow(true);
+      upAgain = true;
+    },
+  };
+}
+
+test('PostgreSQL gone under load and back: service resumes without restarting the services', { skip }, async (t) => {
+  const server = await startServer({ mail });
+  const { DATABASE_URL, EVENT_STORE_URL } = identity(server);
+  let outage;
+  try {
+    const { a, b, chat } = await pair(server);
+    const a2 = await connected(server.at(1), { accessToken: (await login(server, a)).accessToken });
+    const services = ['command-service', 'projection-service', 'gateway-1', 'gateway-2'];
+    const pids = services.map((name) => pidOf(server, name));
+
+    let answered = 0;
+    const sent = [];
+    const send = (socket, content) => {
+      const ack = socket.request('send-personal-message', { ChatId: chat, Content: content }, 30000).then((r) => {
+        answered += 1;
+        return r;
+      });
+      sent.push({ content, ack });
+    };
+    for (let i = 0; i < 150; i++) {
+      send(a.s, `x${i}`);
+      send(a2, `y${i}`);
+    }
+    await eventually('some commands answered', () => answered >= 40, 30000);
+    outage = postgresDown([DATABASE_URL, EVENT_STORE_URL]);
+    const answeredAtCut = answered;
+
+    // While it is away: commands are answered as failed within the gateway's bound, and /ready on
+    // both gateways names what is down.
+    const during = await a.s.request('send-personal-message', { ChatId: chat, Content: 'during' }, 15000);
+    assert.deepEqual([during.success, during.code], [-1, 'internal'], JSON.stringify(during));
+    for (const i of [0, 1]) {
+      const ready = await server.at(i).get('/ready');
+      assert.equal(ready.status, 503, `gateway-${i + 1}: ${ready.text}`);
+      assert.match(ready.body.message, /event store|database/, ready.text);
+    }
+    await sleep(2000);
+    outage.up();
+
+    await eventually('a send after PostgreSQL came back acknowledged', async () => (await a.s.request('send-personal-message', { ChatId: chat, Content: 'after', ClientId: 'after-1' }, 15000)).success === 1, 60000);
+    await b.s.waitFor('receive-personal-message', { pred: (p) => p.Content === 'after', timeoutMs: 30000 });
+    for (const i of [0, 1]) {
+      await eventually(`gateway-${i + 1} ready again`, async () => (await server.at(i).get('/ready')).status === 200, 30000);
+    }
+    const outcomes = await Promise.all(sent.map(async (s) => ({ ...s, ack: await s.ack })));
+    for (const { ack } of outcomes) {
+      assert.ok(ack.success === 1 || (ack.success === -1 && ack.code === 'internal'), JSON.stringify(ack));
+    }
+    const failed = outcomes.filter((o) => o.ack.success !== 1).length;
+
+    // Acknowledged once, the rest at most once, and the read models hold what the store holds.
+    const stored = psql(EVENT_STORE_URL, "SELECT payload::json->>'content' FROM events WHERE event_type = 'MessageSent' ORDER BY position").split('\n');
+    const times = new Map();
+    for (const c of stored) times.set(c, (times.get(c) ?? 0) + 1);
+    for (const { content, ack } of outcomes) {
+      if (ack.success === 1) assert.equal(times.get(content), 1, `acknowledged ${content} stored ${times.get(content) ?? 0} times`);
+      else assert.ok((times.get(content) ?? 0) <= 1, `failed ${content} stored ${times.get(content)} times`);
+    }
+    assert.equal(times.get('during'), undefined, 'a send refused while the store was away was stored');
+    assert.equal(times.get('after'), 1);
+    const target = head(EVENT_STORE_URL);
+    await eventually('the projection caught up', () => checkpoint(DATABASE_URL) >= target);
+    const projected = psql(DATABASE_URL, `SELECT content FROM messages WHERE chat_id = '${chat}' ORDER BY version`).split('\n');
+    assert.deepEqual(projected, stored);
+
+    // The other gateway's socket got every stored message once, in the chat's order.
+    assert.deepEqual(contents(b.s, 'receive-personal-message'), stored);
+    assert.deepEqual(services.map((name) => pidOf(server, name)), pids, 'no service was restarted');
+    assert.ok(answeredAtCut < outcomes.length, 'the cut came after every answer');
+    t.diagnostic(`cut with ${answeredAtCut} of ${outcomes.length} answered; ${failed} answered as failed`);
+    for (const s of [a.s, a2, b.s]) s.close();
+  } finally {
+    outage?.up();
     await server.stop();
   }
 });

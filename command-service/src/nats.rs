@@ -18,7 +18,9 @@ use crate::CommandService;
 const DRAIN: Duration = Duration::from_secs(8);
 
 /// Serves until `stop` turns true, then stops taking requests and lets in-flight ones finish
-/// (bounded by [`DRAIN`]).
+/// (bounded by [`DRAIN`]). Requests NATS had already handed to this instance when it was told to
+/// stop are still answered: the subscription is drained, not dropped, so a restart or a rolling
+/// upgrade leaves no command waiting for an answer that will not come.
 pub async fn serve(
     service: Arc<CommandService>,
     client: async_nats::Client,
@@ -31,10 +33,20 @@ pub async fn serve(
         .map_err(|e| anyhow::anyhow!("cannot subscribe to commands: {e}"))?;
     tracing::info!(subject = %command_subject(prefix), "serving commands");
     let mut in_flight = JoinSet::new();
+    // Set once asked to stop: until then the drained subscription's last requests are taken.
+    let mut draining: Option<tokio::time::Instant> = None;
     loop {
         let message = tokio::select! {
             message = requests.next() => message,
-            _ = stop.changed() => break,
+            _ = stop.changed(), if draining.is_none() => {
+                draining = Some(tokio::time::Instant::now() + DRAIN);
+                if let Err(e) = requests.drain().await {
+                    tracing::warn!(error = %e, "cannot drain the command subscription");
+                    break;
+                }
+                continue;
+            }
+            () = sleep_until(draining), if draining.is_some() => break,
         };
         let Some(message) = message else { break };
         // Reap finished tasks so the set does not grow.
@@ -59,7 +71,8 @@ pub async fn serve(
         });
     }
     let _ = requests.unsubscribe().await;
-    let drained = tokio::time::timeout(DRAIN, async {
+    let deadline = draining.unwrap_or_else(|| tokio::time::Instant::now() + DRAIN);
+    let drained = tokio::time::timeout_at(deadline, async {
         while in_flight.join_next().await.is_some() {}
     })
     .await;
@@ -68,6 +81,14 @@ pub async fn serve(
     }
     let _ = client.flush().await;
     Ok(())
+}
+
+/// Resolves at `at`; never when there is no `at`.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The answer to one request: a command (a JSON object) is answered by its outcome; a batch (a JSON

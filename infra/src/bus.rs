@@ -157,8 +157,53 @@ async fn send_requests(
     }
 }
 
+/// How long to wait before asking again when no command-service instance is subscribed: the first
+/// pause, doubled after each try up to [`NO_RESPONDERS_MAX_PAUSE`].
+const NO_RESPONDERS_FIRST_PAUSE: Duration = Duration::from_millis(25);
+const NO_RESPONDERS_MAX_PAUSE: Duration = Duration::from_millis(400);
+
 /// Sends one request and hands every command its outcome.
-async fn request(client: &async_nats::Client, subject: Subject, batch: Vec<Pending>) {
+///
+/// "No responders" means NATS handed the request to nobody, so nothing was decided and sending it
+/// again cannot do anything twice: the request is sent again, with growing pauses, while an
+/// instance may still come (a restart, a rolling upgrade) and someone still waits for an answer,
+/// for at most [`COMMAND_TIMEOUT`] in all.
+async fn request(client: &async_nats::Client, subject: Subject, mut batch: Vec<Pending>) {
+    let started = tokio::time::Instant::now();
+    let mut pause = NO_RESPONDERS_FIRST_PAUSE;
+    loop {
+        match ask(client, subject.clone(), &batch).await {
+            Asked::Answered(payload) => return hand_out(batch, &payload),
+            Asked::Failed(detail) => return fail(batch, detail),
+            Asked::NoResponders => {
+                batch.retain(|p| !p.answer.is_closed());
+                if batch.is_empty() {
+                    return;
+                }
+                if started.elapsed() + pause >= COMMAND_TIMEOUT {
+                    return fail(batch, "no command-service is running".into());
+                }
+                tracing::debug!(
+                    commands = batch.len(),
+                    pause_ms = pause.as_millis() as u64,
+                    "no command-service is subscribed; asking again"
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(NO_RESPONDERS_MAX_PAUSE);
+            }
+        }
+    }
+}
+
+/// What became of one request.
+enum Asked {
+    Answered(bytes::Bytes),
+    NoResponders,
+    Failed(String),
+}
+
+/// Sends the batch as one request: the command itself when alone, else the array of them.
+async fn ask(client: &async_nats::Client, subject: Subject, batch: &[Pending]) -> Asked {
     let single = batch.len() == 1;
     let payload = if single {
         batch[0].payload.clone()
@@ -176,26 +221,27 @@ async fn request(client: &async_nats::Client, subject: Subject, batch: Vec<Pendi
         body.into()
     };
     let request = client.request(subject, payload);
-    let reply = match tokio::time::timeout(COMMAND_TIMEOUT, request).await {
-        Ok(Ok(reply)) => reply,
-        Ok(Err(e)) => {
-            let detail = match e.kind() {
-                async_nats::RequestErrorKind::NoResponders => {
-                    "no command-service is running".into()
-                }
-                async_nats::RequestErrorKind::TimedOut => {
-                    "the command-service did not answer in time".into()
-                }
-                async_nats::RequestErrorKind::Other => format!("NATS request failed: {e}"),
-            };
-            return fail(batch, detail);
-        }
-        Err(_) => return fail(batch, "the command-service did not answer in time".into()),
-    };
-    let outcomes = if single {
-        serde_json::from_slice::<CommandOutcome>(&reply.payload).map(|o| vec![o])
+    match tokio::time::timeout(COMMAND_TIMEOUT, request).await {
+        Ok(Ok(reply)) => Asked::Answered(reply.payload),
+        Ok(Err(e)) => match e.kind() {
+            async_nats::RequestErrorKind::NoResponders => Asked::NoResponders,
+            async_nats::RequestErrorKind::TimedOut => {
+                Asked::Failed("the command-service did not answer in time".into())
+            }
+            async_nats::RequestErrorKind::Other => {
+                Asked::Failed(format!("NATS request failed: {e}"))
+            }
+        },
+        Err(_) => Asked::Failed("the command-service did not answer in time".into()),
+    }
+}
+
+/// Hands every command of the batch its outcome from the reply.
+fn hand_out(batch: Vec<Pending>, reply: &[u8]) {
+    let outcomes = if batch.len() == 1 {
+        serde_json::from_slice::<CommandOutcome>(reply).map(|o| vec![o])
     } else {
-        serde_json::from_slice::<Vec<CommandOutcome>>(&reply.payload)
+        serde_json::from_slice::<Vec<CommandOutcome>>(reply)
     };
     match outcomes {
         Ok(outcomes) if outcomes.len() == batch.len() => {

@@ -135,6 +135,7 @@ impl Application {
             origins: Arc::new(OriginSockets::default()),
             cluster: cluster.clone(),
             io_cell: Arc::new(OnceLock::new()),
+            requests: Arc::default(),
         };
         let (socket_layer, io) = SocketIo::builder()
             .max_payload(MAX_SOCKET_PAYLOAD)
@@ -197,17 +198,24 @@ impl Application {
         self.addr
     }
 
-    /// Serves until `shutdown` resolves, then disconnects every socket, finishes in-flight
-    /// requests and lets the projector commit the batch in hand, within 10 s.
+    /// Serves until `shutdown` resolves, then answers the socket requests already taken (new
+    /// ones are refused `internal`), disconnects every socket (clients reconnect, to another
+    /// gateway if there is one), finishes in-flight HTTP requests and lets the projector commit
+    /// the batch in hand, within 10 s.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!("listening on http://{}", self.addr);
         let io = self.state.io().cloned();
+        let requests = self.state.requests.clone();
         let graceful = async move {
             shutdown.await;
             tracing::info!("shutting down");
+            let left = requests.stop(ANSWER_BEFORE_CLOSING).await;
+            if left > 0 {
+                tracing::warn!(left, "closing sockets with requests still unanswered");
+            }
             if let Some(io) = io {
                 io.close().await;
             }
@@ -247,6 +255,10 @@ impl Application {
         Ok(())
     }
 }
+
+/// How long a stopping gateway waits for the answers to the socket requests it took. Commands are
+/// answered within 5 s in every case; most take milliseconds. The rest of the stop fits the 10 s.
+const ANSWER_BEFORE_CLOSING: Duration = Duration::from_secs(4);
 
 fn cors(settings: &Settings) -> CorsLayer {
     let origins: Vec<HeaderValue> = settings

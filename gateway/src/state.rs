@@ -56,6 +56,8 @@ pub struct AppState {
     pub cluster: Option<crate::cluster::Cluster>,
     /// Set once the Socket.IO layer is built (the layer itself needs this state first).
     pub io_cell: Arc<OnceLock<SocketIo>>,
+    /// Socket requests taken and not yet answered, for a stop that answers them first.
+    pub requests: Arc<crate::socket::drain::Requests>,
 }
 
 impl AppState {

@@ -258,6 +258,11 @@ impl Handlers {
                 return;
             }
         }
+        let Some(taken) = self.state.requests.take() else {
+            tracing::debug!(event, "a request while the gateway is stopping: refused");
+            reply.fail(event, &Failure::stopping());
+            return;
+        };
         let ctx = Ctx {
             state: self.state.clone(),
             user: self.user.clone(),
@@ -265,6 +270,8 @@ impl Handlers {
         };
         let socket = socket.clone();
         let job: Job = Box::pin(async move {
+            // Given back once answered (or if the job is dropped with its socket).
+            let _taken = taken;
             let result = tokio::time::timeout(REQUEST_TIMEOUT, handler(ctx, payload))
                 .await
                 .unwrap_or_else(|_| {

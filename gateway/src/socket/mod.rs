@@ -7,6 +7,7 @@
 //! registering any handler, so none of that socket's events is acted on.
 
 mod chats;
+pub mod drain;
 mod handlers;
 mod handshake;
 pub mod outbound;

@@ -51,6 +51,15 @@ impl Failure {
             also: None,
         }
     }
+    /// A request that reached a gateway on its way down; it changed nothing.
+    pub fn stopping() -> Self {
+        Self {
+            code: "internal",
+            message: "the server is restarting; reconnect and try again".into(),
+            also: None,
+        }
+    }
+
     pub fn internal() -> Self {
         Self {
             code: "internal",

@@ -74,6 +74,55 @@ async function pair(server) {
 
 const contents = (socket, event) => socket.events.filter((e) => e.event === event).map((e) => e.payload.Content);
 
+/**
+ * Sends `rounds` personal messages from each socket at once (contents `x0`, `y0`, … by socket);
+ * `sent` holds each content with its acknowledgement, `answered()` how many came so far.
+ */
+function sendMany(sockets, chat, rounds) {
+  let answered = 0;
+  const sent = [];
+  for (let i = 0; i < rounds; i++) {
+    sockets.forEach((socket, k) => {
+      const content = `${'xyzw'[k]}${i}`;
+      const ack = socket.request('send-personal-message', { ChatId: chat, Content: content }, 30000).then((r) => {
+        answered += 1;
+        return r;
+      });
+      sent.push({ content, ack });
+    });
+  }
+  return { sent, answered: () => answered };
+}
+
+/** The contents of every stored message, in log order. */
+const storedContents = (url) => psql(url, "SELECT payload::json->>'content' FROM events WHERE event_type = 'MessageSent' ORDER BY position").split('\n');
+
+/** Each acknowledged content stored exactly once, each failed one at most once. */
+function assertStoredOnce(outcomes, stored) {
+  const times = new Map();
+  for (const c of stored) times.set(c, (times.get(c) ?? 0) + 1);
+  for (const { content, ack } of outcomes) {
+    if (ack.success === 1) assert.equal(times.get(content), 1, `acknowledged ${content} stored ${times.get(content) ?? 0} times`);
+    else assert.ok((times.get(content) ?? 0) <= 1, `failed ${content} stored ${times.get(content)} times`);
+  }
+  return times;
+}
+
+/** Sends SIGTERM to `pid` and waits until it is gone; how long that took, in ms. */
+async function terminate(pid) {
+  const signalled = Date.now();
+  process.kill(pid, 'SIGTERM');
+  await eventually(`process ${pid} gone after SIGTERM`, () => {
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  }, 15000);
+  return Date.now() - signalled;
+}
+
 /** Every read-model table, row by row, in a stable order. */
 function readModels(url) {
   const tables = ['users', 'chats', 'chat_members', 'messages', 'projection_checkpoints'];
@@ -148,20 +197,9 @@ test('kill -9 of the command-service with requests in flight: acknowledged once,
   try {
     const { a, b, chat } = await pair(server);
     const a2 = await connected(server.at(1), { accessToken: (await login(server, a)).accessToken });
-    let acked = 0;
-    const sent = [];
-    for (let i = 0; i < 200; i++) {
-      for (const [socket, tag] of [[a.s, 'x'], [a2, 'y']]) {
-        const content = `${tag}${i}`;
-        const ack = socket.request('send-personal-message', { ChatId: chat, Content: content }, 30000).then((r) => {
-          acked += 1;
-          return r;
-        });
-        sent.push({ content, ack });
-      }
-    }
-    await eventually('some commands acknowledged', () => acked >= 60, 30000);
-    const ackedAtKill = await killAndAwaitRestart(server, 'command-service', () => acked);
+    const { sent, answered } = sendMany([a.s, a2], chat, 200);
+    await eventually('some commands acknowledged', () => answered() >= 60, 30000);
+    const ackedAtKill = await killAndAwaitRestart(server, 'command-service', answered);
     const outcomes = await Promise.all(sent.map(async (s) => ({ ...s, ack: await s.ack })));
     for (const { ack } of outcomes) {
       assert.ok(ack.success === 1 || (ack.success === -1 && ack.code === 'internal'), JSON.stringify(ack));
@@ -172,13 +210,8 @@ test('kill -9 of the command-service with requests in flight: acknowledged once,
     await eventually('a send after the restart acknowledged', async () => (await a.s.request('send-personal-message', { ChatId: chat, Content: 'after', ClientId: 'after-1' })).success === 1, 30000);
 
     const { EVENT_STORE_URL, DATABASE_URL } = identity(server);
-    const stored = psql(EVENT_STORE_URL, "SELECT payload::json->>'content' FROM events WHERE event_type = 'MessageSent'").split('\n');
-    const times = new Map();
-    for (const c of stored) times.set(c, (times.get(c) ?? 0) + 1);
-    for (const { content, ack } of outcomes) {
-      if (ack.success === 1) assert.equal(times.get(content), 1, `acknowledged ${content} stored ${times.get(content) ?? 0} times`);
-      else assert.ok((times.get(content) ?? 0) <= 1, `failed ${content} stored ${times.get(content)} times`);
-    }
+    const stored = storedContents(EVENT_STORE_URL);
+    const times = assertStoredOnce(outcomes, stored);
     assert.equal(times.get('after'), 1);
     // And the read models hold exactly what the store holds.
     const target = head(EVENT_STORE_URL);
@@ -198,33 +231,12 @@ test('SIGTERM of the command-service with requests in flight: it drains, exits, 
   try {
     const { a, b, chat } = await pair(server);
     const a2 = await connected(server.at(1), { accessToken: (await login(server, a)).accessToken });
-    let answered = 0;
-    const sent = [];
-    for (let i = 0; i < 200; i++) {
-      for (const [socket, tag] of [[a.s, 'x'], [a2, 'y']]) {
-        const content = `${tag}${i}`;
-        const ack = socket.request('send-personal-message', { ChatId: chat, Content: content }, 30000).then((r) => {
-          answered += 1;
-          return r;
-        });
-        sent.push({ content, ack });
-      }
-    }
-    await eventually('some commands answered', () => answered >= 60, 30000);
+    const { sent, answered } = sendMany([a.s, a2], chat, 200);
+    await eventually('some commands answered', () => answered() >= 60, 30000);
     const pid = pidOf(server, 'command-service');
-    const signalled = Date.now();
-    process.kill(pid, 'SIGTERM');
-    const answeredAtSignal = answered;
-    await eventually('the signalled command-service gone', () => {
-      try {
-        process.kill(pid, 0);
-        return false;
-      } catch {
-        return true;
-      }
-    }, 15000);
+    const answeredAtSignal = answered();
     // PROTOCOL.md §1: SIGTERM drains within 10 s.
-    const gone = Date.now() - signalled;
+    const gone = await terminate(pid);
     assert.ok(gone < 10000, `the command-service took ${gone} ms to stop`);
     await eventually('command-service restarted', () => pidOf(server, 'command-service') !== pid);
     const log = readFileSync(join(server.dataDir, 'command-service.log'), 'utf8');
@@ -237,10 +249,8 @@ test('SIGTERM of the command-service with requests in flight: it drains, exits, 
     await eventually('a send after the restart acknowledged', async () => (await a.s.request('send-personal-message', { ChatId: chat, Content: 'after', ClientId: 'after-1' })).success === 1, 30000);
 
     const { EVENT_STORE_URL, DATABASE_URL } = identity(server);
-    const stored = psql(EVENT_STORE_URL, "SELECT payload::json->>'content' FROM events WHERE event_type = 'MessageSent' ORDER BY position").split('\n');
-    const times = new Map();
-    for (const c of stored) times.set(c, (times.get(c) ?? 0) + 1);
-    for (const { content } of outcomes) assert.equal(times.get(content), 1, `acknowledged ${content} stored ${times.get(content) ?? 0} times`);
+    const stored = storedContents(EVENT_STORE_URL);
+    assertStoredOnce(outcomes, stored);
     const target = head(EVENT_STORE_URL);
     await eventually('the projection caught up', () => checkpoint(DATABASE_URL) >= target);
     await b.s.waitFor('receive-personal-message', { pred: (p) => p.Content === 'after', timeoutMs: 30000 });
@@ -274,20 +284,10 @@ test('SIGTERM of a gateway with requests queued: each is answered before its soc
     // through them one by one.
     for (let i = 0; i < 200; i++) send(`q${i}`);
     await eventually('some requests answered', () => answered >= 20, 30000);
-    const pid = pidOf(server, 'gateway-1');
-    const signalled = Date.now();
-    process.kill(pid, 'SIGTERM');
     const answeredAtSignal = answered;
+    const stopped = terminate(pidOf(server, 'gateway-1'));
     send('late'); // taken before the stop, or refused because of it: answered either way
-    await eventually('gateway-1 gone', () => {
-      try {
-        process.kill(pid, 0);
-        return false;
-      } catch {
-        return true;
-      }
-    }, 15000);
-    const gone = Date.now() - signalled;
+    const gone = await stopped;
     assert.ok(gone < 10000, `gateway-1 took ${gone} ms to stop`);
     // Closed as a transport, not disconnected by the server: socket.io-client reconnects by itself.
     assert.equal(await a.s.waitFor('disconnect', { timeoutMs: 10000 }), 'transport close');
@@ -303,7 +303,7 @@ test('SIGTERM of a gateway with requests queued: each is answered before its soc
 
     // Acknowledged once each; a refused one not at all; the other gateway delivered them in order.
     const { EVENT_STORE_URL } = identity(server);
-    const stored = psql(EVENT_STORE_URL, "SELECT payload::json->>'content' FROM events WHERE event_type = 'MessageSent' ORDER BY position").split('\n');
+    const stored = storedContents(EVENT_STORE_URL);
     assert.deepEqual(stored, acknowledged);
     await b.s.waitFor('receive-personal-message', { pred: (p) => p.Content === stored.at(-1), timeoutMs: 30000 });
     assert.deepEqual(contents(b.s, 'receive-personal-message'), stored);
@@ -374,22 +374,10 @@ test('PostgreSQL gone under load and back: service resumes without restarting th
     const services = ['command-service', 'projection-service', 'gateway-1', 'gateway-2'];
     const pids = services.map((name) => pidOf(server, name));
 
-    let answered = 0;
-    const sent = [];
-    const send = (socket, content) => {
-      const ack = socket.request('send-personal-message', { ChatId: chat, Content: content }, 30000).then((r) => {
-        answered += 1;
-        return r;
-      });
-      sent.push({ content, ack });
-    };
-    for (let i = 0; i < 150; i++) {
-      send(a.s, `x${i}`);
-      send(a2, `y${i}`);
-    }
-    await eventually('some commands answered', () => answered >= 40, 30000);
+    const { sent, answered } = sendMany([a.s, a2], chat, 150);
+    await eventually('some commands answered', () => answered() >= 40, 30000);
     outage = postgresDown([DATABASE_URL, EVENT_STORE_URL]);
-    const answeredAtCut = answered;
+    const answeredAtCut = answered();
 
     // While it is away: commands are answered as failed within the gateway's bound, and /ready on
     // both gateways names what is down.
@@ -415,13 +403,8 @@ test('PostgreSQL gone under load and back: service resumes without restarting th
     const failed = outcomes.filter((o) => o.ack.success !== 1).length;
 
     // Acknowledged once, the rest at most once, and the read models hold what the store holds.
-    const stored = psql(EVENT_STORE_URL, "SELECT payload::json->>'content' FROM events WHERE event_type = 'MessageSent' ORDER BY position").split('\n');
-    const times = new Map();
-    for (const c of stored) times.set(c, (times.get(c) ?? 0) + 1);
-    for (const { content, ack } of outcomes) {
-      if (ack.success === 1) assert.equal(times.get(content), 1, `acknowledged ${content} stored ${times.get(content) ?? 0} times`);
-      else assert.ok((times.get(content) ?? 0) <= 1, `failed ${content} stored ${times.get(content)} times`);
-    }
+    const stored = storedContents(EVENT_STORE_URL);
+    const times = assertStoredOnce(outcomes, stored);
     assert.equal(times.get('during'), undefined, 'a send refused while the store was away was stored');
     assert.equal(times.get('after'), 1);
     const target = head(EVENT_STORE_URL);

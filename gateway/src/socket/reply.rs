@@ -51,6 +51,7 @@ impl Failure {
             also: None,
         }
     }
+
     /// A request that reached a gateway on its way down; it changed nothing.
     pub fn stopping() -> Self {
         Self {

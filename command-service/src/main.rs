@@ -9,6 +9,7 @@ use std::sync::Arc;
 use command_service::CommandService;
 use infra::config::Settings;
 use infra::event_store::open_event_store;
+use infra::health::Checks;
 use tokio::sync::watch;
 
 /// glibc's allocator took about a sixth of this service's CPU under load (many small, short-lived
@@ -54,6 +55,16 @@ async fn serve(settings: Settings, nats_url: &str) -> anyhow::Result<()> {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    let checks = Checks::default()
+        .with("event store", {
+            let store = store.clone();
+            move || {
+                let store = store.clone();
+                async move { store.ping().await.is_ok() }
+            }
+        })
+        .with_nats(client.clone());
+    infra::health::serve_if_asked(&settings, checks, stop.clone()).await?;
     // Every stored event onto JetStream, from the log itself (several instances may relay at once:
     // JetStream drops the duplicates by event id).
     let relay = tokio::spawn(infra::relay::run(

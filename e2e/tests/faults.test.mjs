@@ -30,6 +30,12 @@ function identity(server) {
 }
 
 const pidOf = (server, name) => Number(readFileSync(join(server.dataDir, `${name}.pid`), 'utf8').trim());
+/** `/ready` of the command-service or the projection-service (HEALTH_PORT, recorded by the topology). */
+async function serviceReady(server, name) {
+  const url = readFileSync(join(server.dataDir, `${name}.health`), 'utf8').trim();
+  const response = await fetch(`${url}/ready`);
+  return { status: response.status, body: await response.json() };
+}
 const psql = (url, sql) => execFileSync('psql', [url, '-Atqc', sql], { encoding: 'utf8' }).trim();
 const head = (url) => Number(psql(url, 'SELECT COALESCE(MAX(position), 0) FROM events'));
 const checkpoint = (url) => Number(psql(url, "SELECT COALESCE(MAX(position), 0) FROM projection_checkpoints WHERE name = 'read_models'") || 0);
@@ -329,6 +335,9 @@ test('a restart of the NATS server: service resumes without restarting the servi
     for (const i of [0, 1]) {
       await eventually(`gateway-${i + 1} ready again`, async () => (await server.at(i).get('/ready')).status === 200, 30000);
     }
+    for (const name of ['command-service', 'projection-service']) {
+      await eventually(`${name} ready again`, async () => (await serviceReady(server, name)).status === 200, 30000);
+    }
     const page = await b.s.request('fetch-personal-chat', { ChatId: chat, Limit: 10 });
     assert.deepEqual(page.Messages.map((m) => m.Content).filter((c) => c === 'before' || c === 'after').reverse(), ['before', 'after']);
     assert.deepEqual(services.map((name) => pidOf(server, name)), pids, 'no service was restarted');
@@ -388,6 +397,11 @@ test('PostgreSQL gone under load and back: service resumes without restarting th
       assert.equal(ready.status, 503, `gateway-${i + 1}: ${ready.text}`);
       assert.match(ready.body.message, /event store|database/, ready.text);
     }
+    for (const [name, backend] of [['command-service', 'event store'], ['projection-service', 'database']]) {
+      const ready = await serviceReady(server, name);
+      assert.equal(ready.status, 503, `${name}: ${JSON.stringify(ready.body)}`);
+      assert.deepEqual(ready.body.down, [backend], name);
+    }
     await sleep(2000);
     outage.up();
 
@@ -395,6 +409,9 @@ test('PostgreSQL gone under load and back: service resumes without restarting th
     await b.s.waitFor('receive-personal-message', { pred: (p) => p.Content === 'after', timeoutMs: 30000 });
     for (const i of [0, 1]) {
       await eventually(`gateway-${i + 1} ready again`, async () => (await server.at(i).get('/ready')).status === 200, 30000);
+    }
+    for (const name of ['command-service', 'projection-service']) {
+      await eventually(`${name} ready again`, async () => (await serviceReady(server, name)).status === 200, 30000);
     }
     const outcomes = await Promise.all(sent.map(async (s) => ({ ...s, ack: await s.ack })));
     for (const { ack } of outcomes) {

@@ -56,6 +56,9 @@ pub struct Settings {
     pub trust_proxy: bool,
     /// The bearer token of the audit routes; `None`: the routes do not exist.
     pub audit_token: Option<String>,
+    /// Where the command-service and the projection-service answer `/health` and `/ready` (on
+    /// `HOST`); `None`: they serve no HTTP. The gateway answers both on `PORT`.
+    pub health_port: Option<u16>,
 }
 
 impl Settings {
@@ -83,6 +86,13 @@ impl Settings {
                 .parse()
                 .map_err(|_| bad("PORT", format!("expected a port number, got {p:?}")))?,
         };
+        let health_port =
+            match get("HEALTH_PORT") {
+                None => None,
+                Some(p) => Some(p.parse().map_err(|_| {
+                    bad("HEALTH_PORT", format!("expected a port number, got {p:?}"))
+                })?),
+            };
         let public_url = match get("PUBLIC_URL") {
             None => format!("http://localhost:{port}"),
             Some(url) => url.trim_end_matches('/').to_owned(),
@@ -175,6 +185,7 @@ impl Settings {
             auth_rate_limit,
             trust_proxy,
             audit_token,
+            health_port,
         })
     }
 
@@ -264,6 +275,7 @@ impl fmt::Debug for Settings {
                 "audit_token",
                 &self.audit_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("health_port", &self.health_port)
             .finish()
     }
 }
@@ -390,6 +402,14 @@ mod tests {
         );
         assert!(!s.secure_cookies());
         assert!(!s.trust_proxy);
+        assert_eq!(
+            s.health_port, None,
+            "no HTTP from the services unless asked"
+        );
+        assert_eq!(
+            settings(&[("HEALTH_PORT", "0")]).unwrap().health_port,
+            Some(0)
+        );
     }
 
     #[test]
@@ -409,6 +429,7 @@ mod tests {
             ("SMTP_URL", "mail.example.com"),
             ("MAIL_FROM", "not a mailbox"),
             ("NATS_URL", "http://x"),
+            ("HEALTH_PORT", "8080x"),
         ] {
             let message = settings(&[(var, value)]).unwrap_err().to_string();
             assert!(message.starts_with(&format!("{var}: ")), "{message}");

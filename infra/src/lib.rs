@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod event_store;
 pub mod feed;
+pub mod health;
 pub mod mail;
 pub mod process;
 pub mod relay;

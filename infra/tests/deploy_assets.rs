@@ -167,6 +167,19 @@ fn every_service_of_ours_starts_with_settings_the_code_accepts() {
             Some("unless-stopped"),
             "{name}"
         );
+        // And Compose can tell when it is ready: /ready on the port it answers it on.
+        let port = if ours[name] == "gateway" {
+            settings.port
+        } else {
+            settings
+                .health_port
+                .unwrap_or_else(|| panic!("{name}: no HEALTH_PORT, so no health check"))
+        };
+        let probe = strings(&services[name]["healthcheck"]["test"]);
+        assert!(
+            probe.iter().any(|a| a.ends_with(&format!(":{port}/ready"))),
+            "{name}: the health check asks /ready on port {port}: {probe:?}"
+        );
     }
 }
 
@@ -208,12 +221,6 @@ fn the_gateways_agree_and_sit_behind_the_proxy() {
             services.contains_key(&mail),
             "{name}: SMTP_URL names {mail}, not a service"
         );
-        assert!(
-            strings(&services[name]["healthcheck"]["test"])
-                .iter()
-                .any(|a| a.ends_with(&format!(":{}/ready", settings.port))),
-            "{name}: the health check asks /ready on the gateway's own port"
-        );
         upstreams.insert(format!("{name}:{}", settings.port));
     }
     assert_eq!(
@@ -226,6 +233,17 @@ fn the_gateways_agree_and_sit_behind_the_proxy() {
         "AUTH_SECRET is required, never committed"
     );
     assert_eq!(prefixes.len(), 1, "every gateway uses the same NATS_PREFIX");
+    // A gateway starts once the services are ready (the projection-service's migrations made the
+    // read-model tables it reads).
+    for name in &gateways {
+        for service in ["command-service", "projection-service"] {
+            assert_eq!(
+                services[name]["depends_on"][service]["condition"].as_str(),
+                Some("service_healthy"),
+                "{name} waits until {service} is ready"
+            );
+        }
+    }
 
     // nginx forwards to exactly those gateways, WebSockets included, and outwaits engine.io's
     // ping interval and timeout (25 s + 20 s) on an idle socket.

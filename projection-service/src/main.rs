@@ -14,6 +14,7 @@ use infra::audit::AuditParams;
 use infra::config::Settings;
 use infra::db::Database;
 use infra::event_store::open_event_store;
+use infra::health::Checks;
 use projection_service::audit_cli::{self, Format, Whose};
 use projection_service::replay::{replay, ReplayOptions, ReplayOutcome, PROJECTIONS};
 use projection_service::{run, Projector};
@@ -149,6 +150,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let db = Database::connect(&settings.database_url)
         .await
         .map_err(|e| anyhow::anyhow!("database (DATABASE_URL) unavailable: {e:#}"))?;
+    let database = Checks::default().with("database", {
+        let db = db.clone();
+        move || {
+            let db = db.clone();
+            async move { db.ping().await.is_ok() }
+        }
+    });
     let projector = Arc::new(Projector::new(db).await?);
     let from = projector.checkpoint().await?;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -159,6 +167,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     });
     if let Some(url) = &settings.nats_url {
         let client = infra::bus::connect(url).await?;
+        let checks = database.with_nats(client.clone());
+        infra::health::serve_if_asked(&settings, checks, stop_rx.clone()).await?;
         tracing::info!(from, "projecting from JetStream");
         let prefix = settings.nats_prefix.clone();
         let done = projection_service::nats::run(client.clone(), prefix, projector, stop_rx).await;
@@ -168,6 +178,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let store = open_event_store(&settings.event_store_url)
         .await
         .map_err(|e| anyhow::anyhow!("event store (EVENT_STORE_URL) unavailable: {e:#}"))?;
+    let checks = database.with("event store", {
+        let store = store.clone();
+        move || {
+            let store = store.clone();
+            async move { store.ping().await.is_ok() }
+        }
+    });
+    infra::health::serve_if_asked(&settings, checks, stop_rx.clone()).await?;
     let (progress, _) = watch::channel(from);
     tracing::info!(from, "projecting from the event store");
     run(store, projector, progress, None, stop_rx).await

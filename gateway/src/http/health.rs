@@ -11,7 +11,8 @@ pub async fn health() -> Json<Value> {
     Json(json!({"success": 1, "message": "ok"}))
 }
 
-/// 200 when every backend answers; 503 naming the ones that don't.
+/// 200 when every backend answers; 503 naming the ones that don't (the services' shape too,
+/// `infra::health`).
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let mut down = Vec::new();
     if let Err(e) = state.store.ping().await {
@@ -28,16 +29,5 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             down.push("NATS".to_owned());
         }
     }
-    if down.is_empty() {
-        (
-            StatusCode::OK,
-            Json(json!({"success": 1, "message": "ready"})),
-        )
-    } else {
-        let message = format!("not ready: {} not answering", down.join(", "));
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"success": -1, "message": message, "down": down})),
-        )
-    }
+    infra::health::readiness(&down)
 }

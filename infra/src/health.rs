@@ -55,6 +55,9 @@ impl Checks {
                 let up = tokio::time::timeout(CHECK_TIMEOUT, probe)
                     .await
                     .unwrap_or(false);
+                if !up {
+                    tracing::warn!(backend = *name, "does not answer");
+                }
                 (*name, up)
             }
         }))
@@ -67,7 +70,8 @@ impl Checks {
     }
 }
 
-/// The answer to `/ready` when `down` is what does not answer (the gateway's shape).
+/// The answer to `/ready` when `down` is what does not answer (the gateway's shape). Whoever found
+/// a backend down has logged it.
 pub fn readiness(down: &[impl AsRef<str>]) -> (StatusCode, Json<Value>) {
     if down.is_empty() {
         return (
@@ -76,7 +80,6 @@ pub fn readiness(down: &[impl AsRef<str>]) -> (StatusCode, Json<Value>) {
         );
     }
     let names: Vec<&str> = down.iter().map(AsRef::as_ref).collect();
-    tracing::warn!(down = ?names, "not ready");
     (
         StatusCode::SERVICE_UNAVAILABLE,
         Json(json!({

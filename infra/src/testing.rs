@@ -34,6 +34,11 @@ impl TempPostgres {
         Self { admin, name }
     }
 
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The database's URL.
     pub fn url(&self) -> String {
         let base = self

@@ -640,3 +640,139 @@ macro_rules! contract_tests {
 
 contract_tests!(sqlite, Sqlite::new);
 contract_tests!(postgres, Postgres::new);
+
+/// A backend reached over the network, whose server can go away for a while (a restart, a
+/// failover) while the store stays open. An EventStoreDB backend joins with
+/// `outage_tests!(esdb, Esdb::new)`, stopping its node's client port.
+#[async_trait::async_trait]
+trait Outage: Backend {
+    /// Cuts every connection the store holds and refuses new ones until [`Outage::end`].
+    async fn begin(&self);
+    async fn end(&self);
+}
+
+#[async_trait::async_trait]
+impl Outage for Postgres {
+    async fn begin(&self) {
+        self.allow_connections(false).await;
+        let admin = self.admin().await;
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+            .bind(self.db.name())
+            .execute(&admin)
+            .await
+            .expect("cut the store's connections");
+    }
+
+    async fn end(&self) {
+        self.allow_connections(true).await;
+    }
+}
+
+impl Postgres {
+    async fn admin(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&infra::testing::admin_url())
+            .await
+            .expect("admin connection")
+    }
+
+    async fn allow_connections(&self, allow: bool) {
+        let sql = format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}",
+            self.db.name()
+        );
+        sqlx::query(&sql)
+            .execute(&self.admin().await)
+            .await
+            .expect("change ALLOW_CONNECTIONS");
+    }
+}
+
+/// Appends made while the server is away for less than the store's patience (2 s) are written
+/// once each when it is back, and answered as written; none fails, none is doubled.
+async fn appends_during_a_short_outage_are_written_once(b: &dyn Outage) {
+    let store = b.open().await;
+    store
+        .append("before", ExpectedVersion::NoStream, vec![event("0")])
+        .await
+        .unwrap();
+    b.begin().await;
+    let appends: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .append(
+                        &format!("during-{i}"),
+                        ExpectedVersion::NoStream,
+                        vec![event(&i.to_string()), event(&i.to_string())],
+                    )
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    b.end().await;
+    for (i, append) in appends.into_iter().enumerate() {
+        let result = append.await.unwrap();
+        assert!(result.is_ok(), "append {i}: {result:?}");
+    }
+    for i in 0..40 {
+        let events = store
+            .read_stream(&format!("during-{i}"), 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 2, "stream during-{i}");
+    }
+    assert_eq!(store.read_all(0, 1000).await.unwrap().len(), 81);
+}
+
+/// Appends made while the server stays away longer are answered as failed within the commands'
+/// bound (never left hanging), are not stored, and the store writes again once it is back.
+async fn appends_during_a_long_outage_fail_in_time_and_the_store_recovers(b: &dyn Outage) {
+    let store = b.open().await;
+    store
+        .append("before", ExpectedVersion::NoStream, vec![event("0")])
+        .await
+        .unwrap();
+    b.begin().await;
+    let started = std::time::Instant::now();
+    let failed = store
+        .append("during", ExpectedVersion::NoStream, vec![event("1")])
+        .await;
+    let waited = started.elapsed();
+    b.end().await;
+    assert!(matches!(failed, Err(StoreError::Backend(_))), "{failed:?}");
+    assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+    let after = store
+        .append("after", ExpectedVersion::NoStream, vec![event("2")])
+        .await;
+    assert!(after.is_ok(), "{after:?}");
+    assert!(store.read_stream("during", 0, 10).await.unwrap().is_empty());
+    assert_eq!(store.read_all(0, 10).await.unwrap().len(), 2);
+}
+
+macro_rules! outage_tests {
+    ($backend:ident, $new:expr) => {
+        mod $backend {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn appends_during_a_short_outage_are_written_once() {
+                super::appends_during_a_short_outage_are_written_once(&$new().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn appends_during_a_long_outage_fail_in_time_and_the_store_recovers() {
+                super::appends_during_a_long_outage_fail_in_time_and_the_store_recovers(
+                    &$new().await,
+                )
+                .await;
+            }
+        }
+    };
+}
+
+mod outage {
+    use super::*;
+    outage_tests!(postgres, Postgres::new);
+}

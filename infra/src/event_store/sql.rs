@@ -10,6 +10,10 @@
 //! transaction as `max(position) + 1`; on PostgreSQL the transaction first takes an advisory lock,
 //! so writers in several processes still produce positions in commit order.
 //!
+//! A group whose connection went away mid-write (a database restart) is settled on a new
+//! connection: the appends found stored are answered, the others written again, for at most
+//! [`SETTLE_WITHIN`] after the oldest was made (docs/design.md).
+//!
 //! Followers (`subscribe_all`) take the events this process just committed from the writer, not
 //! from the database, whenever they continue right where the follower is; they read the database
 //! only to catch up, after a gap (another process appended in between, or they fell behind), and
@@ -27,6 +31,7 @@ use futures::stream::{BoxStream, StreamExt};
 use sqlx::any::{install_default_drivers, AnyConnectOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::{AppendResult, AuditQuery, AuditSubject, EventStore, ExpectedVersion, StoreError};
@@ -50,6 +55,8 @@ pub enum Dialect {
 }
 
 struct AppendRequest {
+    /// When the append was made: a write that lost its connection is retried only for so long.
+    since: Instant,
     stream: String,
     expected: ExpectedVersion,
     events: Vec<NewEvent>,
@@ -111,11 +118,31 @@ fn prepare(conn: &mut AnyConnection, dialect: Dialect) -> BoxFuture<'_, Result<(
 }
 
 async fn head_of(pool: &AnyPool) -> Result<Position, StoreError> {
-    let head: i64 =
+    let head: i64 = read_again_if_lost(|| {
         sqlx::query_scalar("SELECT CAST(COALESCE(MAX(position), 0) AS BIGINT) FROM events")
             .fetch_one(pool)
-            .await?;
+    })
+    .await?;
     Ok(head as Position)
+}
+
+/// Runs a read on the pool again when the connection it got turned out to be gone (the server
+/// restarted and the pool has not noticed yet; sqlx drops that connection on its release). A read
+/// changes nothing, so running it again is always safe; it is given up after [`SETTLE_WITHIN`].
+async fn read_again_if_lost<T, Fut>(mut read: impl FnMut() -> Fut) -> Result<T, sqlx::Error>
+where
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let give_up = Instant::now() + SETTLE_WITHIN;
+    loop {
+        match read().await {
+            Err(e) if connection_lost(&e) && Instant::now() < give_up => {
+                tracing::debug!(error = %e, "event store read lost its connection; reading again");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            done => return done,
+        }
+    }
 }
 
 /// Takes appends off the channel and commits them in groups, until every sender is gone.
@@ -129,6 +156,8 @@ async fn write_loop(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut known = KnownVersions::default();
     while let Some(first) = requests.recv().await {
+        // The channel is first in, first out: the first append is the oldest.
+        let settle_by = first.since + SETTLE_WITHIN;
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match requests.try_recv() {
@@ -136,48 +165,226 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
-        let outcome = match write_batch_fast(&mut conn, dialect, &batch, &mut known).await {
-            Ok(Some(outcome)) => Ok(outcome),
-            // An insert failed (a reused event id): redo the batch isolating each append.
-            Ok(None) => {
-                known.forget();
-                write_batch(&mut conn, dialect, &batch).await
-            }
-            Err(e) => {
-                known.forget();
-                Err(e)
-            }
-        };
-        match outcome {
-            Ok((results, last, events)) => {
-                if let Some(last) = last {
-                    head.send_replace(Committed {
-                        head: last,
-                        events: events.into(),
-                    });
+        loop {
+            let e = match write_once(&mut conn, dialect, &batch, &mut known).await {
+                Ok((results, last, events)) => {
+                    if let Some(last) = last {
+                        head.send_replace(Committed {
+                            head: last,
+                            events: events.into(),
+                        });
+                    }
+                    for (request, result) in batch.drain(..).zip(results) {
+                        let _ = request.reply.send(result);
+                    }
+                    break;
                 }
-                for (request, result) in batch.drain(..).zip(results) {
-                    let _ = request.reply.send(result);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, appends = batch.len(), "event store write failed");
-                for request in batch.drain(..) {
-                    let _ = request.reply.send(Err(StoreError::Backend(e.to_string())));
-                }
-                // The connection may be gone (database restarted): open a new one for the next batch.
-                match AnyConnection::connect_with(&options).await {
-                    Ok(mut fresh) => {
-                        if prepare(&mut fresh, dialect).await.is_ok() {
-                            conn = fresh;
+                Err(e) => e,
+            };
+            known.forget();
+            if connection_lost(&e) && Instant::now() < settle_by {
+                // The commit may or may not have happened: ask a new connection which appends
+                // are stored, answer those, and write the others again.
+                tracing::warn!(error = %e, appends = batch.len(), "event store write lost its connection; settling it on a new one");
+                if let Some(fresh) = reconnect_until(&options, dialect, settle_by).await {
+                    conn = fresh;
+                    match settle(&mut conn, &batch).await {
+                        Ok(settled) => {
+                            answer_settled(&mut batch, settled, &head);
+                            if batch.is_empty() {
+                                break;
+                            }
+                            continue;
+                        }
+                        Err(e) => {
+                            fail(&mut batch, &e);
+                            break;
                         }
                     }
-                    Err(e) => {
-                        tracing::error!(error = %e, "event store writer cannot reconnect yet")
-                    }
                 }
             }
+            fail(&mut batch, &e);
+            // The connection may be gone (database restarted): open a new one for the next batch.
+            match tokio::time::timeout(CONNECT_WITHIN, connect_writer(&options, dialect)).await {
+                Ok(Ok(fresh)) => conn = fresh,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "event store writer cannot reconnect yet")
+                }
+                Err(_) => tracing::error!("event store writer cannot reconnect yet: no answer"),
+            }
+            break;
         }
+    }
+}
+
+/// How long after an append was made a write that lost its connection is settled and retried.
+/// Commands are answered within 5 s (PROTOCOL.md); this leaves room for a command that first
+/// waited for its stream's previous write, and for the answer's way back.
+const SETTLE_WITHIN: Duration = Duration::from_secs(2);
+/// How long one attempt to connect may take.
+const CONNECT_WITHIN: Duration = Duration::from_secs(2);
+
+/// One attempt at a batch: all of it in one transaction, or (after a reused event id) each append
+/// isolated within it.
+async fn write_once(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    batch: &[AppendRequest],
+    known: &mut KnownVersions,
+) -> Result<BatchOutcome, sqlx::Error> {
+    match write_batch_fast(conn, dialect, batch, known).await? {
+        Some(outcome) => Ok(outcome),
+        // An insert failed (a reused event id): redo the batch isolating each append.
+        None => {
+            known.forget();
+            write_batch(conn, dialect, batch).await
+        }
+    }
+}
+
+/// Whether a write failed because its connection went away (the server restarted or cut it),
+/// so that whether it committed is unknown, rather than being refused by the database.
+fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // PostgreSQL's "connection exception" class and its shutdown codes (57P01–57P03).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
+}
+
+/// A new writer connection, tried again with growing pauses until `deadline`.
+async fn reconnect_until(
+    options: &AnyConnectOptions,
+    dialect: Dialect,
+    deadline: Instant,
+) -> Option<AnyConnection> {
+    let mut pause = Duration::from_millis(25);
+    loop {
+        match tokio::time::timeout_at(deadline, connect_writer(options, dialect)).await {
+            Ok(Ok(conn)) => return Some(conn),
+            Ok(Err(e)) => tracing::debug!(error = %e, "event store writer cannot reconnect yet"),
+            Err(_) => {}
+        }
+        if Instant::now() + pause >= deadline {
+            tracing::error!("event store writer could not reconnect in time");
+            return None;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(400));
+    }
+}
+
+async fn connect_writer(
+    options: &AnyConnectOptions,
+    dialect: Dialect,
+) -> Result<AnyConnection, sqlx::Error> {
+    let mut conn = AnyConnection::connect_with(options).await?;
+    prepare(&mut conn, dialect).await?;
+    Ok(conn)
+}
+
+/// Event ids looked up per statement while settling.
+const SETTLE_CHUNK: usize = 500;
+
+/// For each append of a batch whose write lost its connection, its result if it is stored after
+/// all: every one of its events is in its stream, at consecutive versions (an append is atomic,
+/// so its events are all there or none is). `None` for an append that is not stored.
+async fn settle(
+    conn: &mut AnyConnection,
+    batch: &[AppendRequest],
+) -> Result<Vec<Option<AppendResult>>, sqlx::Error> {
+    let ids: Vec<String> = batch
+        .iter()
+        .flat_map(|r| r.events.iter().map(|e| e.event_id.to_string()))
+        .collect();
+    let mut stored: HashMap<String, (String, i64, i64)> = HashMap::new();
+    for chunk in ids.chunks(SETTLE_CHUNK) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT event_id, stream, version, position FROM events WHERE event_id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            stored.insert(
+                row.try_get("event_id")?,
+                (
+                    row.try_get("stream")?,
+                    row.try_get("version")?,
+                    row.try_get("position")?,
+                ),
+            );
+        }
+    }
+    Ok(batch
+        .iter()
+        .map(|request| {
+            let mut last: Option<AppendResult> = None;
+            for event in &request.events {
+                let (stream, version, position) = stored.get(&event.event_id.to_string())?;
+                let follows = last
+                    .as_ref()
+                    .is_none_or(|previous| *version == previous.version as i64 + 1);
+                if *stream != request.stream || !follows {
+                    return None;
+                }
+                last = Some(AppendResult {
+                    version: *version as u64,
+                    position: *position as Position,
+                });
+            }
+            last
+        })
+        .collect())
+}
+
+/// Answers the appends `settle` found stored and keeps the others in `batch`, to be written again.
+fn answer_settled(
+    batch: &mut Vec<AppendRequest>,
+    settled: Vec<Option<AppendResult>>,
+    head: &watch::Sender<Committed>,
+) {
+    let mut highest = None;
+    let mut rest = Vec::with_capacity(batch.len());
+    for (request, result) in batch.drain(..).zip(settled) {
+        match result {
+            Some(result) => {
+                highest = highest.max(Some(result.position));
+                let _ = request.reply.send(Ok(result));
+            }
+            None => rest.push(request),
+        }
+    }
+    *batch = rest;
+    if let Some(highest) = highest {
+        // Followers read the settled events back from the database.
+        head.send_if_modified(|committed| {
+            let newer = highest > committed.head;
+            if newer {
+                *committed = Committed {
+                    head: highest,
+                    events: Arc::from([]),
+                };
+            }
+            newer
+        });
+    }
+}
+
+/// Answers every append of `batch` with the write's failure.
+fn fail(batch: &mut Vec<AppendRequest>, e: &sqlx::Error) {
+    tracing::error!(error = %e, appends = batch.len(), "event store write failed");
+    for request in batch.drain(..) {
+        let _ = request.reply.send(Err(StoreError::Backend(e.to_string())));
     }
 }
 
@@ -528,12 +735,14 @@ async fn read_all_from(
     after: Position,
     max: usize,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
-    ))
-    .bind(after as i64)
-    .bind(max as i64)
-    .fetch_all(pool)
+    let sql =
+        format!("SELECT {COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2");
+    let rows = read_again_if_lost(|| {
+        sqlx::query(&sql)
+            .bind(after as i64)
+            .bind(max as i64)
+            .fetch_all(pool)
+    })
     .await?;
     rows.iter().map(decode).collect()
 }
@@ -615,6 +824,7 @@ impl EventStore for SqlEventStore {
         }
         let (reply, answer) = oneshot::channel();
         let request = AppendRequest {
+            since: Instant::now(),
             stream: stream.to_owned(),
             expected,
             events,
@@ -635,13 +845,16 @@ impl EventStore for SqlEventStore {
         from_version: u64,
         max: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3"
-        ))
-        .bind(stream)
-        .bind(from_version as i64)
-        .bind(max as i64)
-        .fetch_all(&self.pool)
+        );
+        let rows = read_again_if_lost(|| {
+            sqlx::query(&sql)
+                .bind(stream)
+                .bind(from_version as i64)
+                .bind(max as i64)
+                .fetch_all(&self.pool)
+        })
         .await?;
         rows.iter().map(decode).collect()
     }
@@ -684,23 +897,25 @@ impl EventStore for SqlEventStore {
         // Not a cached prepared statement: PostgreSQL plans each page for its own values (a
         // filter's selectivity varies widely between chats and types), for a fraction of a
         // millisecond.
-        let mut statement = sqlx::query(&sql)
-            .persistent(false)
-            .bind(subject.as_str())
-            .bind(i64::try_from(query.after).unwrap_or(i64::MAX));
-        if let Some(since) = query.since {
-            statement = statement.bind(since.timestamp_millis());
-        }
-        if let Some(until) = query.until {
-            statement = statement.bind(until.timestamp_millis());
-        }
-        if let Some(event_type) = &query.event_type {
-            statement = statement.bind(event_type.as_str());
-        }
-        let rows = statement
-            .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = read_again_if_lost(|| {
+            let mut statement = sqlx::query(&sql)
+                .persistent(false)
+                .bind(subject.as_str())
+                .bind(i64::try_from(query.after).unwrap_or(i64::MAX));
+            if let Some(since) = query.since {
+                statement = statement.bind(since.timestamp_millis());
+            }
+            if let Some(until) = query.until {
+                statement = statement.bind(until.timestamp_millis());
+            }
+            if let Some(event_type) = &query.event_type {
+                statement = statement.bind(event_type.as_str());
+            }
+            statement
+                .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+        })
+        .await?;
         rows.iter().map(decode).collect()
     }
 
@@ -729,5 +944,58 @@ impl EventStore for SqlEventStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::test_event;
+
+    fn request(stream: &str, events: &[&NewEvent]) -> AppendRequest {
+        AppendRequest {
+            since: Instant::now(),
+            stream: stream.into(),
+            expected: ExpectedVersion::Any,
+            events: events.iter().map(|e| (*e).clone()).collect(),
+            reply: oneshot::channel().0,
+        }
+    }
+
+    /// After a write lost its connection, an append counts as stored only when all its events are,
+    /// in its own stream, in its order; anything else is written again.
+    #[tokio::test]
+    async fn settling_finds_exactly_the_appends_that_are_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("events.db").display());
+        let store = super::super::open_event_store(&url).await.unwrap();
+        let (e1, e2, e3) = (test_event("1"), test_event("2"), test_event("3"));
+        let stored = store
+            .append("a", ExpectedVersion::NoStream, vec![e1.clone(), e2.clone()])
+            .await
+            .unwrap();
+        store
+            .append("b", ExpectedVersion::NoStream, vec![e3.clone()])
+            .await
+            .unwrap();
+        let new = test_event("new");
+        let batch = [
+            request("a", &[&e1, &e2]),
+            request("c", &[&new]),
+            request("c", &[&e3]),
+            request("a", &[&e2, &e1]),
+            request("a", &[&e1, &new]),
+            request("a", &[&e2]),
+        ];
+        let mut conn = AnyConnection::connect(&url).await.unwrap();
+        let settled = settle(&mut conn, &batch).await.unwrap();
+        let e2_alone = AppendResult {
+            version: 1,
+            position: stored.position,
+        };
+        assert_eq!(
+            settled,
+            [Some(stored), None, None, None, None, Some(e2_alone)]
+        );
     }
 }

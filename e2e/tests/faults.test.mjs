@@ -441,6 +441,39 @@ test('PostgreSQL gone under load and back: service resumes without restarting th
   }
 });
 
+test('PostgreSQL gone for half a second under load: no command fails', { skip }, async (t) => {
+  const server = await startServer({ mail });
+  const { DATABASE_URL, EVENT_STORE_URL } = identity(server);
+  let outage;
+  try {
+    const { a, b, chat } = await pair(server);
+    const a2 = await connected(server.at(1), { accessToken: (await login(server, a)).accessToken });
+    const { sent, answered } = sendMany([a.s, a2], chat, 150);
+    await eventually('some commands answered', () => answered() >= 40, 30000);
+    outage = postgresDown([DATABASE_URL, EVENT_STORE_URL]);
+    const answeredAtCut = answered();
+    await sleep(500);
+    outage.up();
+
+    // The event store settles the writes the cut interrupted and writes the rest once it is back.
+    const outcomes = await Promise.all(sent.map(async (s) => ({ ...s, ack: await s.ack })));
+    for (const { content, ack } of outcomes) assert.equal(ack.success, 1, `${content}: ${JSON.stringify(ack)}`);
+    const stored = storedContents(EVENT_STORE_URL);
+    assertStoredOnce(outcomes, stored);
+    assert.equal(stored.length, outcomes.length);
+    const target = head(EVENT_STORE_URL);
+    await eventually('the projection caught up', () => checkpoint(DATABASE_URL) >= target);
+    await eventually('the other gateway delivered every message', () => contents(b.s, 'receive-personal-message').length >= stored.length, 30000);
+    assert.deepEqual(contents(b.s, 'receive-personal-message'), stored);
+    assert.ok(answeredAtCut < outcomes.length, 'the cut came after every answer');
+    t.diagnostic(`cut with ${answeredAtCut} of ${outcomes.length} answered`);
+    for (const s of [a.s, a2, b.s]) s.close();
+  } finally {
+    outage?.up();
+    await server.stop();
+  }
+});
+
 test('a process whose backend is unreachable at start names it and exits non-zero', { skip }, async () => {
   const bins = resolve(process.env.TOPOLOGY_BIN_DIR ?? 'target/debug');
   const pg = await tempPostgres('unreachable');

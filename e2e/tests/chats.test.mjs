@@ -287,6 +287,9 @@ test('add-member: admin only, not twice; everyone but the new member told, the n
   assert.equal(twice.code, 'conflict');
   assert.deepEqual(await admin.s.waitFor('add-member-fail'), { Message: 'Already in Group' });
   assert.equal((await admin.s.request('add-member', { GroupId: g, Member: 'nobody-here' })).code, 'not_found');
+  // A message first, so that delivery knows the group's members before the add.
+  assert.equal((await admin.s.request('send-group-message', { GroupId: g, Content: 'before' })).success, 1);
+  await b.s.waitFor('receive-group-message', { pred: (m) => m.Content === 'before' });
 
   const added = await admin.s.request('add-member', { GroupId: g, Member: c.userId });
   assert.equal(added.success, 1);
@@ -299,6 +302,14 @@ test('add-member: admin only, not twice; everyone but the new member told, the n
   assert.equal(count(c.s, 'add-member-success'), 0);
   assert.equal(count(d.s, 'add-member-success'), 0);
   assert.equal((await c.s.request('send-group-message', { GroupId: g, Content: 'joined' })).success, 1);
+  // The new member is among those messages go to and come from, by name.
+  for (const s of [admin.s, b.s]) {
+    const got = await s.waitFor('receive-group-message', { pred: (m) => m.Content === 'joined' });
+    assert.deepEqual([got.Sender, got.SenderId], [c.name, c.userId]);
+  }
+  assert.equal((await b.s.request('send-group-message', { GroupId: g, Content: 'welcome' })).success, 1);
+  assert.equal((await c.s.waitFor('receive-group-message', { pred: (m) => m.Content === 'welcome' })).Sender, b.name);
+  assert.ok(!c.s.events.some((e) => e.event === 'receive-group-message' && e.payload.Content === 'before'));
   // Without a callback: add-member-fail and request-failed.
   const mark = b.s.events.length;
   b.s.emit('add-member', { GroupId: g, Member: d.userId });

@@ -32,11 +32,46 @@ pub async fn run(state: AppState, mut applied: mpsc::Receiver<Vec<Arc<RecordedEv
 }
 
 /// Chats and their members as the read models had them, so that delivering a message costs no
-/// query. An entry is dropped by any event that changes the chat other than a message or a read
-/// receipt, and reloaded (after the projector applied that event) on next use.
+/// query. An entry is dropped by any event that changes the chat other than a message, a read
+/// receipt or an added member, and reloaded (after the projector applied that event) on next use;
+/// an added member is added to it, so a group built one member at a time reads its member list
+/// once, not once per add.
 #[derive(Default)]
 struct ChatMemo {
-    chats: HashMap<ChatId, Arc<(ChatView, Vec<MemberView>)>>,
+    chats: HashMap<ChatId, Arc<(ChatView, Vec<Member>)>>,
+}
+
+/// What delivery needs of a member: whom to address, and the name a message's `Sender` carries.
+#[derive(Clone)]
+struct Member {
+    id: UserId,
+    name: String,
+}
+
+impl From<MemberView> for Member {
+    fn from(m: MemberView) -> Self {
+        Self {
+            id: m.id,
+            name: m.name,
+        }
+    }
+}
+
+/// Anything with a user id: the remembered members and the read models' member views.
+trait Identified {
+    fn user(&self) -> &UserId;
+}
+
+impl Identified for Member {
+    fn user(&self) -> &UserId {
+        &self.id
+    }
+}
+
+impl Identified for MemberView {
+    fn user(&self) -> &UserId {
+        &self.id
+    }
 }
 
 impl ChatMemo {
@@ -46,14 +81,18 @@ impl ChatMemo {
         &mut self,
         state: &AppState,
         chat: &ChatId,
-    ) -> anyhow::Result<Option<Arc<(ChatView, Vec<MemberView>)>>> {
+    ) -> anyhow::Result<Option<Arc<(ChatView, Vec<Member>)>>> {
         if let Some(found) = self.chats.get(chat) {
             return Ok(Some(found.clone()));
         }
         let Some(view) = queries::chat(&state.reads, chat).await? else {
             return Ok(None);
         };
-        let members = queries::members(&state.reads, chat).await?;
+        let members = queries::members(&state.reads, chat)
+            .await?
+            .into_iter()
+            .map(Member::from)
+            .collect();
         if self.chats.len() >= Self::CAPACITY {
             self.chats.clear();
         }
@@ -64,6 +103,29 @@ impl ChatMemo {
 
     fn forget(&mut self, chat: &ChatId) {
         self.chats.remove(chat);
+    }
+
+    /// The chat with `member` among its members: read as [`ChatMemo::get`] does, with the member
+    /// added when the read models had not applied the add yet when the entry was read.
+    async fn with_member(
+        &mut self,
+        state: &AppState,
+        chat: &ChatId,
+        member: Member,
+    ) -> anyhow::Result<Option<Arc<(ChatView, Vec<Member>)>>> {
+        if self.get(state, chat).await?.is_none() {
+            return Ok(None);
+        }
+        // Taken out of the map, the entry is shared with nobody, so it is changed in place.
+        let Some(mut entry) = self.chats.remove(chat) else {
+            return Ok(None);
+        };
+        let (_, members) = Arc::make_mut(&mut entry);
+        if !members.iter().any(|m| m.id == member.id) {
+            members.push(member);
+        }
+        self.chats.insert(chat.clone(), entry.clone());
+        Ok(Some(entry))
     }
 }
 
@@ -107,11 +169,12 @@ fn emit(state: &AppState, audience: Audience, event: &'static str, payload: Valu
     }
 }
 
-fn others(members: &[MemberView], but: &UserId) -> Vec<UserId> {
+fn others(members: &[impl Identified], but: &UserId) -> Vec<UserId> {
     members
         .iter()
-        .filter(|m| &m.id != but)
-        .map(|m| m.id.clone())
+        .map(Identified::user)
+        .filter(|id| *id != but)
+        .cloned()
         .collect()
 }
 
@@ -141,7 +204,7 @@ async fn deliver(
     let event = DomainEvent::from_recorded(recorded)?;
     if !matches!(
         event,
-        DomainEvent::MessageSent(_) | DomainEvent::MessageRead(_)
+        DomainEvent::MessageSent(_) | DomainEvent::MessageRead(_) | DomainEvent::MemberAdded(_)
     ) {
         if let Some(chat) = event.chat_id() {
             memo.forget(chat);
@@ -209,15 +272,15 @@ async fn deliver(
             );
         }
         DomainEvent::MemberAdded(MemberAdded { chat_id, member }) => {
-            let everyone = members(state, &chat_id).await?;
             let name = name_of(state, &member).await?;
+            let joined = Member {
+                id: member.clone(),
+                name: name.clone(),
+            };
+            let everyone = memo.with_member(state, &chat_id, joined).await?;
+            let to = everyone.map_or_else(Vec::new, |entry| others(&entry.1, &member));
             let payload = json!({"ChatId": chat_id, "Member": member, "MemberName": name});
-            emit(
-                state,
-                Audience::users(others(&everyone, &member)),
-                "add-member-success",
-                payload,
-            );
+            emit(state, Audience::users(to), "add-member-success", payload);
             emit(
                 state,
                 Audience::users([member]),

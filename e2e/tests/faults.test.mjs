@@ -454,6 +454,11 @@ test('PostgreSQL gone for half a second under load: no command fails', { skip },
     const answeredAtCut = answered();
     await sleep(500);
     outage.up();
+    // Reads on connections the cut killed are run again on new ones.
+    for (const s of [a2, b.s]) {
+      const page = await s.request('fetch-personal-chat', { ChatId: chat, Limit: 5 }, 15000);
+      assert.ok(Array.isArray(page.Messages), JSON.stringify(page));
+    }
 
     // The event store settles the writes the cut interrupted and writes the rest once it is back.
     const outcomes = await Promise.all(sent.map(async (s) => ({ ...s, ack: await s.ack })));

@@ -78,6 +78,13 @@ async function pair(server) {
   return { a, b, chat: ack.ChatId };
 }
 
+/** `pair`, with a second socket of user a, on the other gateway. */
+async function pairWithSecondSocket(server) {
+  const p = await pair(server);
+  p.a2 = await connected(server.at(1), { accessToken: (await login(server, p.a)).accessToken });
+  return p;
+}
+
 const contents = (socket, event) => socket.events.filter((e) => e.event === event).map((e) => e.payload.Content);
 
 /**
@@ -201,8 +208,7 @@ test('kill -9 of the projection-service mid-stream: read models end identical to
 test('kill -9 of the command-service with requests in flight: acknowledged once, the rest once or failed', { skip }, async (t) => {
   const server = await startServer({ mail });
   try {
-    const { a, b, chat } = await pair(server);
-    const a2 = await connected(server.at(1), { accessToken: (await login(server, a)).accessToken });
+    const { a, a2, b, chat } = await pairWithSecondSocket(server);
     const { sent, answered } = sendMany([a.s, a2], chat, 200);
     await eventually('some commands acknowledged', () => answered() >= 60, 30000);
     const ackedAtKill = await killAndAwaitRestart(server, 'command-service', answered);
@@ -235,8 +241,7 @@ test('kill -9 of the command-service with requests in flight: acknowledged once,
 test('SIGTERM of the command-service with requests in flight: it drains, exits, and its restart fails no command', { skip }, async (t) => {
   const server = await startServer({ mail });
   try {
-    const { a, b, chat } = await pair(server);
-    const a2 = await connected(server.at(1), { accessToken: (await login(server, a)).accessToken });
+    const { a, a2, b, chat } = await pairWithSecondSocket(server);
     const { sent, answered } = sendMany([a.s, a2], chat, 200);
     await eventually('some commands answered', () => answered() >= 60, 30000);
     const pid = pidOf(server, 'command-service');
@@ -378,8 +383,7 @@ test('PostgreSQL gone under load and back: service resumes without restarting th
   const { DATABASE_URL, EVENT_STORE_URL } = identity(server);
   let outage;
   try {
-    const { a, b, chat } = await pair(server);
-    const a2 = await connected(server.at(1), { accessToken: (await login(server, a)).accessToken });
+    const { a, a2, b, chat } = await pairWithSecondSocket(server);
     const services = ['command-service', 'projection-service', 'gateway-1', 'gateway-2'];
     const pids = services.map((name) => pidOf(server, name));
 
@@ -446,8 +450,7 @@ test('PostgreSQL gone for half a second under load: no command fails', { skip },
   const { DATABASE_URL, EVENT_STORE_URL } = identity(server);
   let outage;
   try {
-    const { a, b, chat } = await pair(server);
-    const a2 = await connected(server.at(1), { accessToken: (await login(server, a)).accessToken });
+    const { a, a2, b, chat } = await pairWithSecondSocket(server);
     const { sent, answered } = sendMany([a.s, a2], chat, 150);
     await eventually('some commands answered', () => answered() >= 40, 30000);
     outage = postgresDown([DATABASE_URL, EVENT_STORE_URL]);

@@ -687,15 +687,22 @@ impl Postgres {
     }
 }
 
-/// Appends made while the server is away for less than the store's patience (2 s) are written
-/// once each when it is back, and answered as written; none fails, none is doubled.
-async fn appends_during_a_short_outage_are_written_once(b: &dyn Outage) {
+/// A store that has written one event (its connections are open and in use), whose server then
+/// goes away.
+async fn open_then_lose_the_server(b: &dyn Outage) -> Arc<dyn EventStore> {
     let store = b.open().await;
     store
         .append("before", ExpectedVersion::NoStream, vec![event("0")])
         .await
         .unwrap();
     b.begin().await;
+    store
+}
+
+/// Appends made while the server is away for less than the store's patience (2 s) are written
+/// once each when it is back, and answered as written; none fails, none is doubled.
+async fn appends_during_a_short_outage_are_written_once(b: &dyn Outage) {
+    let store = open_then_lose_the_server(b).await;
     let appends: Vec<_> = (0..40)
         .map(|i| {
             let store = store.clone();
@@ -729,12 +736,7 @@ async fn appends_during_a_short_outage_are_written_once(b: &dyn Outage) {
 /// Appends made while the server stays away longer are answered as failed within the commands'
 /// bound (never left hanging), are not stored, and the store writes again once it is back.
 async fn appends_during_a_long_outage_fail_in_time_and_the_store_recovers(b: &dyn Outage) {
-    let store = b.open().await;
-    store
-        .append("before", ExpectedVersion::NoStream, vec![event("0")])
-        .await
-        .unwrap();
-    b.begin().await;
+    let store = open_then_lose_the_server(b).await;
     let started = std::time::Instant::now();
     let failed = store
         .append("during", ExpectedVersion::NoStream, vec![event("1")])

@@ -186,21 +186,14 @@ async fn write_loop(
                 // The commit may or may not have happened: ask a new connection which appends
                 // are stored, answer those, and write the others again.
                 tracing::warn!(error = %e, appends = batch.len(), "event store write lost its connection; settling it on a new one");
-                if let Some(fresh) = reconnect_until(&options, dialect, settle_by).await {
-                    conn = fresh;
-                    match settle(&mut conn, &batch).await {
-                        Ok(settled) => {
-                            answer_settled(&mut batch, settled, &head);
-                            if batch.is_empty() {
-                                break;
-                            }
-                            continue;
-                        }
-                        Err(e) => {
-                            fail(&mut batch, &e);
-                            break;
-                        }
+                let settled =
+                    settle_on_new_connection(&mut conn, &options, dialect, &batch, settle_by);
+                if let Some(settled) = settled.await {
+                    answer_settled(&mut batch, settled, &head);
+                    if batch.is_empty() {
+                        break;
                     }
+                    continue;
                 }
             }
             fail(&mut batch, &e);
@@ -287,6 +280,30 @@ async fn connect_writer(
     let mut conn = AnyConnection::connect_with(options).await?;
     prepare(&mut conn, dialect).await?;
     Ok(conn)
+}
+
+/// [`settle`] on a new connection, which replaces `conn`; tried again (a new connection, the same
+/// question) if that one goes away too, until `deadline`. `None` when it could not be asked in time.
+async fn settle_on_new_connection(
+    conn: &mut AnyConnection,
+    options: &AnyConnectOptions,
+    dialect: Dialect,
+    batch: &[AppendRequest],
+    deadline: Instant,
+) -> Option<Vec<Option<AppendResult>>> {
+    loop {
+        *conn = reconnect_until(options, dialect, deadline).await?;
+        match settle(conn, batch).await {
+            Ok(settled) => return Some(settled),
+            Err(e) if connection_lost(&e) && Instant::now() < deadline => {
+                tracing::debug!(error = %e, "settling lost its connection too; asking again");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot settle the interrupted write");
+                return None;
+            }
+        }
+    }
 }
 
 /// Event ids looked up per statement while settling.

@@ -57,23 +57,6 @@ impl From<MemberView> for Member {
     }
 }
 
-/// Anything with a user id: the remembered members and the read models' member views.
-trait Identified {
-    fn user(&self) -> &UserId;
-}
-
-impl Identified for Member {
-    fn user(&self) -> &UserId {
-        &self.id
-    }
-}
-
-impl Identified for MemberView {
-    fn user(&self) -> &UserId {
-        &self.id
-    }
-}
-
 impl ChatMemo {
     const CAPACITY: usize = 10_000;
 
@@ -88,11 +71,7 @@ impl ChatMemo {
         let Some(view) = queries::chat(&state.reads, chat).await? else {
             return Ok(None);
         };
-        let members = queries::members(&state.reads, chat)
-            .await?
-            .into_iter()
-            .map(Member::from)
-            .collect();
+        let members = members(state, chat).await?;
         if self.chats.len() >= Self::CAPACITY {
             self.chats.clear();
         }
@@ -169,12 +148,11 @@ fn emit(state: &AppState, audience: Audience, event: &'static str, payload: Valu
     }
 }
 
-fn others(members: &[impl Identified], but: &UserId) -> Vec<UserId> {
+fn others(members: &[Member], but: &UserId) -> Vec<UserId> {
     members
         .iter()
-        .map(Identified::user)
-        .filter(|id| *id != but)
-        .cloned()
+        .filter(|m| &m.id != but)
+        .map(|m| m.id.clone())
         .collect()
 }
 
@@ -185,8 +163,9 @@ async fn name_of(state: &AppState, user: &UserId) -> anyhow::Result<String> {
         .unwrap_or_default())
 }
 
-async fn members(state: &AppState, chat: &ChatId) -> anyhow::Result<Vec<MemberView>> {
-    Ok(queries::members(&state.reads, chat).await?)
+async fn members(state: &AppState, chat: &ChatId) -> anyhow::Result<Vec<Member>> {
+    let members = queries::members(&state.reads, chat).await?;
+    Ok(members.into_iter().map(Member::from).collect())
 }
 
 fn actor_of(recorded: &RecordedEvent) -> Option<UserId> {

@@ -322,10 +322,9 @@ async fn settle(
         .collect();
     let mut stored: HashMap<String, (String, i64, i64)> = HashMap::new();
     for chunk in ids.chunks(SETTLE_CHUNK) {
-        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
-            "SELECT event_id, stream, version, position FROM events WHERE event_id IN ({})",
-            placeholders.join(", ")
+            "SELECT event_id, stream, version, position FROM events WHERE event_id IN {}",
+            crate::db::value_rows(1, chunk.len())
         );
         let mut query = sqlx::query(&sql);
         for id in chunk {

@@ -118,6 +118,28 @@ impl Database {
         }
     }
 
+    /// Begins a write transaction for data derived from the event log (the read models with
+    /// their checkpoint), which a crash may roll back because it is rebuilt from the log: on
+    /// PostgreSQL its commit does not wait for the WAL to reach the disk
+    /// (`synchronous_commit = off`, for this transaction only). The transaction stays atomic and
+    /// is visible to other sessions at once; a crash of the PostgreSQL server (not of a client)
+    /// can lose the last commits of well under a second, and with them the checkpoint that
+    /// counted them, so the projector applies those events again. SQLite read models already
+    /// commit this way (`synchronous = NORMAL` in WAL mode).
+    pub async fn begin_derived_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.kind {
+            DbKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            // One round trip: BEGIN and the setting travel as one simple query.
+            DbKind::Postgres => {
+                self.pool
+                    .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+                    .await
+            }
+        }
+    }
+
     /// Checks the database answers (for `/ready`).
     pub async fn ping(&self) -> anyhow::Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -239,6 +261,39 @@ mod tests {
         tokio::time::sleep(super::IDLE_CHECK + Duration::from_millis(200)).await;
         let after = backend(&db).await.expect("the dead connection was used");
         assert_ne!(before, after);
+    }
+
+    /// Transactions of derived data commit without waiting for the WAL flush, and the setting
+    /// ends with them: the next transaction on the same connection commits durably again.
+    #[tokio::test]
+    async fn only_derived_writes_commit_without_waiting_for_the_disk() {
+        let pg = crate::testing::TempPostgres::create("db_derived").await;
+        let connected = Database::connect(&pg.url()).await.unwrap();
+        // One connection, so both transactions run on it.
+        let db = Database {
+            pool: super::pool_options(1).connect(&pg.url()).await.unwrap(),
+            ..connected
+        };
+        let setting = "SELECT current_setting('synchronous_commit') || ' ' || pg_backend_pid()";
+        let mut derived = db.begin_derived_write().await.unwrap();
+        let inside: String = sqlx::query_scalar(setting)
+            .fetch_one(&mut *derived)
+            .await
+            .unwrap();
+        derived.commit().await.unwrap();
+        let mut durable = db.begin_write().await.unwrap();
+        let after: String = sqlx::query_scalar(setting)
+            .fetch_one(&mut *durable)
+            .await
+            .unwrap();
+        durable.commit().await.unwrap();
+        let (inside, backend) = inside.split_once(' ').unwrap();
+        assert_eq!(
+            after,
+            format!("on {backend}"),
+            "same connection, durable again"
+        );
+        assert_eq!(inside, "off");
     }
 
     #[test]

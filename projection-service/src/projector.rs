@@ -51,7 +51,7 @@ impl Projector {
     /// before the checkpoint are skipped, so a batch applied twice changes nothing. Returns the new
     /// checkpoint.
     pub async fn apply(&self, events: &[RecordedEvent]) -> anyhow::Result<Position> {
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.db.begin_derived_write().await?;
         let row: Option<(i64,)> =
             sqlx::query_as("SELECT position FROM projection_checkpoints WHERE name = $1")
                 .bind(CHECKPOINT)

@@ -34,6 +34,49 @@ pub fn pool_options(max_connections: u32) -> AnyPoolOptions {
         })
 }
 
+/// How long a read-model or accounts read that lost its connection is run again ([`Database::read`]).
+pub const READ_AGAIN_WITHIN: Duration = Duration::from_secs(2);
+
+/// Whether a statement failed because its connection went away (the server restarted or cut it),
+/// rather than being refused by the database: whether a write committed is then unknown, and a
+/// read may simply run again on another connection.
+pub fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // PostgreSQL's "connection exception" class and its shutdown codes (57P01–57P03).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
+}
+
+/// Runs `read` again when the connection it got turned out to be gone (the server restarted and
+/// the pool had not noticed yet; sqlx drops that connection on its release, and acquiring another
+/// waits for the server to accept connections again). A read changes nothing, so running it again
+/// is always safe; after `within` its error is returned.
+pub async fn read_again_if_lost<T, Fut>(
+    within: Duration,
+    mut read: impl FnMut() -> Fut,
+) -> Result<T, sqlx::Error>
+where
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let give_up = tokio::time::Instant::now() + within;
+    loop {
+        match read().await {
+            Err(e) if connection_lost(&e) && tokio::time::Instant::now() < give_up => {
+                tracing::debug!(error = %e, "a read lost its database connection; reading again");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// Which backend a [`Database`] talks to, for the few statements that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbKind {
@@ -138,6 +181,16 @@ impl Database {
                     .await
             }
         }
+    }
+
+    /// Runs a read, again on another connection when the one it ran on was gone, for at most
+    /// [`READ_AGAIN_WITHIN`]: a database restart or failover of a second or so delays reads
+    /// instead of failing them.
+    pub async fn read<T, Fut>(&self, read: impl FnMut() -> Fut) -> Result<T, sqlx::Error>
+    where
+        Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+    {
+        read_again_if_lost(READ_AGAIN_WITHIN, read).await
     }
 
     /// Checks the database answers (for `/ready`).
@@ -260,6 +313,28 @@ mod tests {
             .unwrap();
         tokio::time::sleep(super::IDLE_CHECK + Duration::from_millis(200)).await;
         let after = backend(&db).await.expect("the dead connection was used");
+        assert_ne!(before, after);
+    }
+
+    /// A read on a pooled connection the server ended a moment ago (a restart or failover, too
+    /// recent for the idle check) fails on its first try; it runs again on a new connection and
+    /// answers.
+    #[tokio::test]
+    async fn a_read_whose_connection_was_ended_runs_again_on_another() {
+        let pg = crate::testing::TempPostgres::create("db_read_again").await;
+        let db = Database::connect(&pg.url()).await.unwrap();
+        let backend =
+            || sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()").fetch_one(&db.pool);
+        let before = backend().await.unwrap();
+        let admin = sqlx::PgPool::connect(&crate::testing::admin_url())
+            .await
+            .unwrap();
+        sqlx::query("SELECT pg_terminate_backend($1, 5000)")
+            .bind(before)
+            .execute(&admin)
+            .await
+            .unwrap(); // returns once it has ended
+        let after = db.read(backend).await.expect("the read was not run again");
         assert_ne!(before, after);
     }
 

@@ -19,11 +19,13 @@ pub enum QueryError {
 
 /// The position the read models have reached (0: none), as their projector committed it.
 pub async fn checkpoint(db: &Database) -> Result<u64, QueryError> {
-    let row: Option<(i64,)> =
-        sqlx::query_as("SELECT position FROM projection_checkpoints WHERE name = $1")
-            .bind(crate::projector::CHECKPOINT)
-            .fetch_optional(&db.pool)
-            .await?;
+    let row: Option<(i64,)> = db
+        .read(|| {
+            sqlx::query_as("SELECT position FROM projection_checkpoints WHERE name = $1")
+                .bind(crate::projector::CHECKPOINT)
+                .fetch_optional(&db.pool)
+        })
+        .await?;
     Ok(row.map(|(p,)| p.max(0) as u64).unwrap_or(0))
 }
 
@@ -83,11 +85,13 @@ fn time(ms: i64) -> Result<DateTime<Utc>, QueryError> {
 
 /// One user of the directory.
 pub async fn user(db: &Database, id: &UserId) -> Result<Option<UserView>, QueryError> {
-    let row: Option<(String, String, i64)> =
-        sqlx::query_as("SELECT user_id, name, verified FROM users WHERE user_id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&db.pool)
-            .await?;
+    let row: Option<(String, String, i64)> = db
+        .read(|| {
+            sqlx::query_as("SELECT user_id, name, verified FROM users WHERE user_id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&db.pool)
+        })
+        .await?;
     row.map(|(id, name, verified)| {
         Ok(UserView {
             id: user_id(id)?,
@@ -119,15 +123,18 @@ pub async fn search_users(
     limit: u32,
 ) -> Result<Vec<UserView>, QueryError> {
     let pattern = format!("%{}%", like_literal(&query.to_lowercase()));
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT user_id, name FROM users WHERE verified = 1 AND user_id <> $1 AND name_folded LIKE $2 ESCAPE '\\' \
-         ORDER BY name_folded, user_id LIMIT $3",
-    )
-    .bind(searcher.as_str())
-    .bind(pattern)
-    .bind(i64::from(limit))
-    .fetch_all(&db.pool)
-    .await?;
+    let rows: Vec<(String, String)> = db
+        .read(|| {
+            sqlx::query_as(
+                "SELECT user_id, name FROM users WHERE verified = 1 AND user_id <> $1 AND name_folded LIKE $2 ESCAPE '\\' \
+                 ORDER BY name_folded, user_id LIMIT $3",
+            )
+            .bind(searcher.as_str())
+            .bind(pattern.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(&db.pool)
+        })
+        .await?;
     rows.into_iter()
         .map(|(id, name)| {
             Ok(UserView {
@@ -150,25 +157,31 @@ pub async fn message_page(
     let below: i64 = match before {
         None => i64::MAX,
         Some(message) => {
-            let row: Option<(i64,)> = sqlx::query_as(
-                "SELECT version FROM messages WHERE message_id = $1 AND chat_id = $2",
-            )
-            .bind(message.as_str())
-            .bind(chat.as_str())
-            .fetch_optional(&db.pool)
-            .await?;
+            let row: Option<(i64,)> = db
+                .read(|| {
+                    sqlx::query_as(
+                        "SELECT version FROM messages WHERE message_id = $1 AND chat_id = $2",
+                    )
+                    .bind(message.as_str())
+                    .bind(chat.as_str())
+                    .fetch_optional(&db.pool)
+                })
+                .await?;
             row.ok_or(QueryError::UnknownMessage)?.0
         }
     };
-    let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
-        "SELECT message_id, sender_id, content, sent_at, version FROM messages \
+    let rows: Vec<(String, String, String, i64, i64)> = db
+        .read(|| {
+            sqlx::query_as(
+                "SELECT message_id, sender_id, content, sent_at, version FROM messages \
          WHERE chat_id = $1 AND version < $2 ORDER BY version DESC LIMIT $3",
-    )
-    .bind(chat.as_str())
-    .bind(below)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(&db.pool)
-    .await?;
+            )
+            .bind(chat.as_str())
+            .bind(below)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&db.pool)
+        })
+        .await?;
     let has_more = rows.len() > limit as usize;
     let messages = rows
         .into_iter()
@@ -192,19 +205,22 @@ pub async fn personal_chat_list(
     db: &Database,
     user: &UserId,
 ) -> Result<Vec<PersonalChatView>, QueryError> {
-    let rows: Vec<(String, String, String, Option<i64>, i64)> = sqlx::query_as(
-        "SELECT c.chat_id, p.user_id, u.name, c.last_chat, \
-            (SELECT COUNT(*) FROM messages m WHERE m.chat_id = c.chat_id AND m.version > me.read_version AND m.sender_id <> me.user_id) \
-         FROM chat_members me \
-         JOIN chats c ON c.chat_id = me.chat_id AND c.kind = 'personal' \
-         JOIN chat_members p ON p.chat_id = c.chat_id AND p.user_id <> me.user_id \
-         JOIN users u ON u.user_id = p.user_id \
-         WHERE me.user_id = $1 \
-         ORDER BY COALESCE(c.last_chat, c.created_at) DESC, c.chat_id",
-    )
-    .bind(user.as_str())
-    .fetch_all(&db.pool)
-    .await?;
+    let rows: Vec<(String, String, String, Option<i64>, i64)> = db
+        .read(|| {
+            sqlx::query_as(
+                "SELECT c.chat_id, p.user_id, u.name, c.last_chat, \
+                    (SELECT COUNT(*) FROM messages m WHERE m.chat_id = c.chat_id AND m.version > me.read_version AND m.sender_id <> me.user_id) \
+                 FROM chat_members me \
+                 JOIN chats c ON c.chat_id = me.chat_id AND c.kind = 'personal' \
+                 JOIN chat_members p ON p.chat_id = c.chat_id AND p.user_id <> me.user_id \
+                 JOIN users u ON u.user_id = p.user_id \
+                 WHERE me.user_id = $1 \
+                 ORDER BY COALESCE(c.last_chat, c.created_at) DESC, c.chat_id",
+            )
+            .bind(user.as_str())
+            .fetch_all(&db.pool)
+        })
+        .await?;
     rows.into_iter()
         .map(|(chat, partner, name, last_chat, unread)| {
             Ok(PersonalChatView {
@@ -223,17 +239,20 @@ pub async fn group_chat_list(
     db: &Database,
     user: &UserId,
 ) -> Result<Vec<GroupChatView>, QueryError> {
-    let rows: Vec<(String, Option<String>, Option<i64>, i64)> = sqlx::query_as(
-        "SELECT c.chat_id, c.name, c.last_chat, \
-            (SELECT COUNT(*) FROM messages m WHERE m.chat_id = c.chat_id AND m.version > me.read_version AND m.sender_id <> me.user_id) \
-         FROM chat_members me \
-         JOIN chats c ON c.chat_id = me.chat_id AND c.kind = 'group' AND c.deleted = 0 \
-         WHERE me.user_id = $1 \
-         ORDER BY COALESCE(c.last_chat, c.created_at) DESC, c.chat_id",
-    )
-    .bind(user.as_str())
-    .fetch_all(&db.pool)
-    .await?;
+    let rows: Vec<(String, Option<String>, Option<i64>, i64)> = db
+        .read(|| {
+            sqlx::query_as(
+                "SELECT c.chat_id, c.name, c.last_chat, \
+                    (SELECT COUNT(*) FROM messages m WHERE m.chat_id = c.chat_id AND m.version > me.read_version AND m.sender_id <> me.user_id) \
+                 FROM chat_members me \
+                 JOIN chats c ON c.chat_id = me.chat_id AND c.kind = 'group' AND c.deleted = 0 \
+                 WHERE me.user_id = $1 \
+                 ORDER BY COALESCE(c.last_chat, c.created_at) DESC, c.chat_id",
+            )
+            .bind(user.as_str())
+            .fetch_all(&db.pool)
+        })
+        .await?;
     rows.into_iter()
         .map(|(chat, name, last_chat, unread)| {
             Ok(GroupChatView {
@@ -285,12 +304,15 @@ type ChatRow = (
 
 /// A chat's header, if it exists.
 pub async fn chat(db: &Database, id: &ChatId) -> Result<Option<ChatView>, QueryError> {
-    let row: Option<ChatRow> = sqlx::query_as(
+    let row: Option<ChatRow> = db
+        .read(|| {
+            sqlx::query_as(
         "SELECT chat_id, kind, name, description, admin, deleted FROM chats WHERE chat_id = $1",
     )
     .bind(id.as_str())
     .fetch_optional(&db.pool)
-    .await?;
+        })
+        .await?;
     row.map(|(id, kind, name, description, admin, deleted)| {
         let kind = match kind.as_str() {
             "self" => Kind::SelfChat,
@@ -312,13 +334,16 @@ pub async fn chat(db: &Database, id: &ChatId) -> Result<Option<ChatView>, QueryE
 
 /// The current members of a chat, by id.
 pub async fn members(db: &Database, chat: &ChatId) -> Result<Vec<MemberView>, QueryError> {
-    let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
-        "SELECT m.user_id, u.name, m.read_version FROM chat_members m LEFT JOIN users u ON u.user_id = m.user_id \
-         WHERE m.chat_id = $1 ORDER BY m.user_id",
-    )
-    .bind(chat.as_str())
-    .fetch_all(&db.pool)
-    .await?;
+    let rows: Vec<(String, Option<String>, i64)> = db
+        .read(|| {
+            sqlx::query_as(
+                "SELECT m.user_id, u.name, m.read_version FROM chat_members m LEFT JOIN users u ON u.user_id = m.user_id \
+                 WHERE m.chat_id = $1 ORDER BY m.user_id",
+            )
+            .bind(chat.as_str())
+            .fetch_all(&db.pool)
+        })
+        .await?;
     rows.into_iter()
         .map(|(id, name, read_version)| {
             Ok(MemberView {
@@ -342,16 +367,17 @@ pub async fn names(
         "SELECT user_id, name FROM users WHERE user_id IN {}",
         infra::db::value_rows(1, users.len())
     );
-    let mut query = sqlx::query_as::<_, (String, String)>(&sql);
-    for user in users {
-        query = query.bind(user.as_str());
-    }
-    query
-        .fetch_all(&db.pool)
-        .await?
-        .into_iter()
-        .map(|(id, name)| Ok((user_id(id)?, name)))
-        .collect()
+    db.read(|| {
+        let mut query = sqlx::query_as::<_, (String, String)>(&sql);
+        for user in users {
+            query = query.bind(user.as_str());
+        }
+        query.fetch_all(&db.pool)
+    })
+    .await?
+    .into_iter()
+    .map(|(id, name)| Ok((user_id(id)?, name)))
+    .collect()
 }
 
 #[cfg(test)]

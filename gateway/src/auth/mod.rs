@@ -189,12 +189,16 @@ impl AuthService {
     }
 
     async fn account(&self, email: &Email) -> Result<Option<AccountRow>, AuthError> {
-        let row: Option<(String, String, String, i64)> = sqlx::query_as(
-            "SELECT user_id, name, password_hash, verified FROM accounts WHERE email = $1",
-        )
-        .bind(email.as_str())
-        .fetch_optional(&self.db.pool)
-        .await?;
+        let row: Option<(String, String, String, i64)> = self
+            .db
+            .read(|| {
+                sqlx::query_as(
+                    "SELECT user_id, name, password_hash, verified FROM accounts WHERE email = $1",
+                )
+                .bind(email.as_str())
+                .fetch_optional(&self.db.pool)
+            })
+            .await?;
         Ok(
             row.map(|(user_id, name, password_hash, verified)| AccountRow {
                 user_id,
@@ -467,12 +471,16 @@ impl AuthService {
         &self,
         hash: &str,
     ) -> Result<Option<(String, String, i64, Option<i64>)>, AuthError> {
-        Ok(sqlx::query_as(
-            "SELECT session_id, user_id, expires_at, revoked_at FROM sessions WHERE refresh_hash = $1",
-        )
-        .bind(hash)
-        .fetch_optional(&self.db.pool)
-        .await?)
+        Ok(self
+            .db
+            .read(|| {
+                sqlx::query_as(
+                    "SELECT session_id, user_id, expires_at, revoked_at FROM sessions WHERE refresh_hash = $1",
+                )
+                .bind(hash)
+                .fetch_optional(&self.db.pool)
+            })
+            .await?)
     }
 
     async fn revoke(&self, session: &SessionId) -> Result<(), AuthError> {
@@ -513,11 +521,14 @@ impl AuthService {
 
     /// Whether a session is open (not revoked, not past its refresh lifetime).
     pub async fn session_active(&self, session: &SessionId) -> Result<bool, AuthError> {
-        let row: Option<(i64, Option<i64>)> =
-            sqlx::query_as("SELECT expires_at, revoked_at FROM sessions WHERE session_id = $1")
-                .bind(session.as_str())
-                .fetch_optional(&self.db.pool)
-                .await?;
+        let row: Option<(i64, Option<i64>)> = self
+            .db
+            .read(|| {
+                sqlx::query_as("SELECT expires_at, revoked_at FROM sessions WHERE session_id = $1")
+                    .bind(session.as_str())
+                    .fetch_optional(&self.db.pool)
+            })
+            .await?;
         Ok(matches!(row, Some((expires_at, None)) if expires_at > self.now()))
     }
 
@@ -589,9 +600,13 @@ impl AuthService {
     }
 
     async fn name_of(&self, user_id: &str) -> Result<String, AuthError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT name FROM accounts WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(&self.db.pool)
+        let row: Option<(String,)> = self
+            .db
+            .read(|| {
+                sqlx::query_as("SELECT name FROM accounts WHERE user_id = $1")
+                    .bind(user_id)
+                    .fetch_optional(&self.db.pool)
+            })
             .await?;
         row.map(|(n,)| n).ok_or(AuthError::InvalidAccess)
     }
@@ -605,11 +620,16 @@ impl AuthService {
             "SELECT user_id, email FROM accounts WHERE user_id IN {}",
             infra::db::value_rows(1, users.len())
         );
-        let mut query = sqlx::query_as::<_, (String, String)>(&sql);
-        for user in users {
-            query = query.bind(user.as_str());
-        }
-        let rows = query.fetch_all(&self.db.pool).await?;
+        let rows = self
+            .db
+            .read(|| {
+                let mut query = sqlx::query_as::<_, (String, String)>(&sql);
+                for user in users {
+                    query = query.bind(user.as_str());
+                }
+                query.fetch_all(&self.db.pool)
+            })
+            .await?;
         rows.into_iter()
             .map(|(id, email)| Ok((stored_user(id)?, email)))
             .collect()

@@ -30,6 +30,8 @@ use futures::future::BoxFuture;
 use futures::stream::{BoxStream, StreamExt};
 use sqlx::any::{install_default_drivers, AnyConnectOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
+
+use crate::db::{connection_lost, read_again_if_lost};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -118,31 +120,12 @@ fn prepare(conn: &mut AnyConnection, dialect: Dialect) -> BoxFuture<'_, Result<(
 }
 
 async fn head_of(pool: &AnyPool) -> Result<Position, StoreError> {
-    let head: i64 = read_again_if_lost(|| {
+    let head: i64 = read_again_if_lost(SETTLE_WITHIN, || {
         sqlx::query_scalar("SELECT CAST(COALESCE(MAX(position), 0) AS BIGINT) FROM events")
             .fetch_one(pool)
     })
     .await?;
     Ok(head as Position)
-}
-
-/// Runs a read on the pool again when the connection it got turned out to be gone (the server
-/// restarted and the pool has not noticed yet; sqlx drops that connection on its release). A read
-/// changes nothing, so running it again is always safe; it is given up after [`SETTLE_WITHIN`].
-async fn read_again_if_lost<T, Fut>(mut read: impl FnMut() -> Fut) -> Result<T, sqlx::Error>
-where
-    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
-{
-    let give_up = Instant::now() + SETTLE_WITHIN;
-    loop {
-        match read().await {
-            Err(e) if connection_lost(&e) && Instant::now() < give_up => {
-                tracing::debug!(error = %e, "event store read lost its connection; reading again");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            done => return done,
-        }
-    }
 }
 
 /// Takes appends off the channel and commits them in groups, until every sender is gone.
@@ -232,22 +215,6 @@ async fn write_once(
             known.forget();
             write_batch(conn, dialect, batch).await
         }
-    }
-}
-
-/// Whether a write failed because its connection went away (the server restarted or cut it),
-/// so that whether it committed is unknown, rather than being refused by the database.
-fn connection_lost(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
-        // PostgreSQL's "connection exception" class and its shutdown codes (57P01–57P03).
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
-        _ => false,
     }
 }
 
@@ -753,7 +720,7 @@ async fn read_all_from(
 ) -> Result<Vec<RecordedEvent>, StoreError> {
     let sql =
         format!("SELECT {COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2");
-    let rows = read_again_if_lost(|| {
+    let rows = read_again_if_lost(SETTLE_WITHIN, || {
         sqlx::query(&sql)
             .bind(after as i64)
             .bind(max as i64)
@@ -864,7 +831,7 @@ impl EventStore for SqlEventStore {
         let sql = format!(
             "SELECT {COLUMNS} FROM events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3"
         );
-        let rows = read_again_if_lost(|| {
+        let rows = read_again_if_lost(SETTLE_WITHIN, || {
             sqlx::query(&sql)
                 .bind(stream)
                 .bind(from_version as i64)
@@ -913,7 +880,7 @@ impl EventStore for SqlEventStore {
         // Not a cached prepared statement: PostgreSQL plans each page for its own values (a
         // filter's selectivity varies widely between chats and types), for a fraction of a
         // millisecond.
-        let rows = read_again_if_lost(|| {
+        let rows = read_again_if_lost(SETTLE_WITHIN, || {
             let mut statement = sqlx::query(&sql)
                 .persistent(false)
                 .bind(subject.as_str())

@@ -288,31 +288,36 @@ mod tests {
         assert_eq!(rows, 2);
     }
 
+    /// The server process behind the connection a read gets from the pool.
+    async fn backend_pid(db: &Database) -> Result<i32, sqlx::Error> {
+        sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&db.pool)
+            .await
+    }
+
+    /// Ends a connection from the server's side, as a restart does; returns once it has ended.
+    async fn end_backend(pid: i32) {
+        let admin = sqlx::PgPool::connect(&crate::testing::admin_url())
+            .await
+            .unwrap();
+        sqlx::query("SELECT pg_terminate_backend($1, 5000)")
+            .bind(pid)
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+
     /// Pooled connections are not pinged on every acquire any more; one whose server side went
     /// away while it sat idle (a PostgreSQL restart) must still be replaced before a query uses it.
     #[tokio::test]
     async fn a_connection_killed_while_idle_is_replaced_before_use() {
         let pg = crate::testing::TempPostgres::create("db_idle").await;
         let db = Database::connect(&pg.url()).await.unwrap();
-        let backend = |db: &Database| {
-            let pool = db.pool.clone();
-            async move {
-                sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
-                    .fetch_one(&pool)
-                    .await
-            }
-        };
-        let before = backend(&db).await.unwrap();
-        let admin = sqlx::PgPool::connect(&crate::testing::admin_url())
-            .await
-            .unwrap();
-        sqlx::query("SELECT pg_terminate_backend($1)")
-            .bind(before)
-            .execute(&admin)
-            .await
-            .unwrap();
+        let backend = || backend_pid(&db);
+        let before = backend().await.unwrap();
+        end_backend(before).await;
         tokio::time::sleep(super::IDLE_CHECK + Duration::from_millis(200)).await;
-        let after = backend(&db).await.expect("the dead connection was used");
+        let after = backend().await.expect("the dead connection was used");
         assert_ne!(before, after);
     }
 
@@ -323,17 +328,9 @@ mod tests {
     async fn a_read_whose_connection_was_ended_runs_again_on_another() {
         let pg = crate::testing::TempPostgres::create("db_read_again").await;
         let db = Database::connect(&pg.url()).await.unwrap();
-        let backend =
-            || sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()").fetch_one(&db.pool);
+        let backend = || backend_pid(&db);
         let before = backend().await.unwrap();
-        let admin = sqlx::PgPool::connect(&crate::testing::admin_url())
-            .await
-            .unwrap();
-        sqlx::query("SELECT pg_terminate_backend($1, 5000)")
-            .bind(before)
-            .execute(&admin)
-            .await
-            .unwrap(); // returns once it has ended
+        end_backend(before).await;
         let after = db.read(backend).await.expect("the read was not run again");
         assert_ne!(before, after);
     }

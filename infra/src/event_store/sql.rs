@@ -30,13 +30,12 @@ use futures::future::BoxFuture;
 use futures::stream::{BoxStream, StreamExt};
 use sqlx::any::{install_default_drivers, AnyConnectOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
-
-use crate::db::{connection_lost, read_again_if_lost};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::{AppendResult, AuditQuery, AuditSubject, EventStore, ExpectedVersion, StoreError};
+use crate::db::{connection_lost, read_again_if_lost};
 
 /// The most appends committed in one transaction.
 const MAX_BATCH: usize = 512;

@@ -5,7 +5,9 @@
 //!   feed is opened, the durable consumer is re-pointed at the first stream message after that
 //!   checkpoint, and the projection acknowledges a batch only after committing it. A message that
 //!   arrives out of stream order (a lost delivery being redelivered later) ends the feed with an
-//!   error, so the projection reopens it from its checkpoint instead of skipping an event.
+//!   error, so the projection reopens it from its checkpoint instead of skipping an event; so does
+//!   a first event after the checkpoint that does not follow it (the stream no longer holds what
+//!   lies between: see docs/design.md, "Not yet bounded").
 //! - [`Applied`] is what a projection publishes on core NATS after each commit: the events it
 //!   applied, between two checkpoints. Gateways deliver from it, so that an event reaches sockets
 //!   once the read models reflect it, with one NATS message per batch rather than one per event
@@ -22,7 +24,9 @@ use events_schema::{Position, RecordedEvent};
 use futures::{FutureExt as _, StreamExt as _};
 use serde::Deserialize;
 
-use crate::relay::{ensure_events_stream, events_stream, stream_state, POSITION_HEADER};
+use crate::relay::{
+    ensure_events_stream, events_stream, stream_state, POSITION_HEADER, PREVIOUS_HEADER,
+};
 
 /// How long JetStream waits for an acknowledgement before redelivering.
 const ACK_WAIT: Duration = Duration::from_secs(30);
@@ -37,6 +41,11 @@ pub fn durable_name(prefix: &str, projection: &str) -> String {
 /// The position a message carries in its header.
 fn position_of(headers: Option<&async_nats::HeaderMap>) -> Option<Position> {
     headers?.get(POSITION_HEADER)?.as_str().parse().ok()
+}
+
+/// The position of the event before a message's, when it carries it (relays of this version do).
+fn previous_of(headers: Option<&async_nats::HeaderMap>) -> Option<Position> {
+    headers?.get(PREVIOUS_HEADER)?.as_str().parse().ok()
 }
 
 /// The first stream sequence whose event lies after `after` (one past the end when none does),
@@ -88,6 +97,8 @@ impl Batch {
 pub struct DurableFeed {
     messages: consumer::pull::Stream,
     expected: u64,
+    /// The position the next event must follow: the checkpoint, then each event taken.
+    follows: Position,
 }
 
 impl DurableFeed {
@@ -129,6 +140,7 @@ impl DurableFeed {
         Ok(Self {
             messages,
             expected: start,
+            follows: after,
         })
     }
 
@@ -168,6 +180,20 @@ impl DurableFeed {
             if sequence == self.expected {
                 let event: RecordedEvent = serde_json::from_slice(&message.payload)
                     .with_context(|| format!("JetStream message {sequence} is not an event"))?;
+                // An event at or before the checkpoint changes nothing (the relay may be
+                // publishing the log again from its start); the first one after it must follow it.
+                if event.position > self.follows {
+                    match previous_of(message.headers.as_ref()) {
+                        Some(previous) if previous != self.follows => anyhow::bail!(
+                            "the events after position {} up to {previous} are no longer on the \
+                             JetStream stream (it was trimmed or replaced); the read models \
+                             cannot follow it: rebuild them from the event store \
+                             (`projection-service replay --all`)",
+                            self.follows
+                        ),
+                        _ => self.follows = event.position,
+                    }
+                }
                 batch.events.push(event);
                 batch.raw.push(message.payload.clone());
                 self.expected += 1;

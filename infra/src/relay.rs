@@ -1,9 +1,10 @@
 //! Events onto NATS without loss: the relay follows the event store's own ordered log by global
 //! position and publishes every event to the JetStream stream `<PREFIX>_EVENTS`, subject
 //! `<prefix>.events.<stream>`, with the event id as the NATS message id (JetStream drops a
-//! duplicate within its window) and the position in a header. It starts from the position of the
-//! last event already on the JetStream stream, so a relay that died at any moment, or several relays
-//! running at once, leave every stored event on NATS exactly once, in log order.
+//! duplicate within its window), and its position and the position of the event before it in
+//! headers. It starts from the position of the last event already on the JetStream stream, so a
+//! relay that died at any moment, or several relays running at once, leave every stored event on
+//! NATS exactly once, in log order.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -19,6 +20,10 @@ use crate::EventStore;
 
 /// Header carrying an event's global position.
 pub const POSITION_HEADER: &str = "Chat-Position";
+/// Header carrying the position of the event before it in the log (0: none), so that a reader of
+/// the stream can tell that nothing between the two is missing, whatever the store's positions look
+/// like (consecutive here; commit positions with gaps in EventStoreDB).
+pub const PREVIOUS_HEADER: &str = "Chat-Previous";
 /// Publishes awaiting their acknowledgement at once.
 const IN_FLIGHT: usize = 256;
 /// How long JetStream remembers message ids to drop duplicates.
@@ -122,6 +127,7 @@ async fn relay_once(
     tracing::info!(from, stream = %events_stream(prefix), "relaying events to JetStream");
     let mut events = store.subscribe_all(from);
     let mut acks = VecDeque::new();
+    let mut previous = from;
     loop {
         // Wait for acknowledgements while many are outstanding, or while the log is quiet.
         let next = if acks.len() >= IN_FLIGHT {
@@ -142,7 +148,9 @@ async fn relay_once(
                 let publish = Publish::build()
                     .payload(body.into())
                     .message_id(event.event_id.to_string())
-                    .header(POSITION_HEADER, event.position.to_string());
+                    .header(POSITION_HEADER, event.position.to_string())
+                    .header(PREVIOUS_HEADER, previous.to_string());
+                previous = event.position;
                 let ack = js
                     .send_publish(event_subject(prefix, &event), publish)
                     .await

@@ -197,3 +197,41 @@ async fn missed_events_are_read_back_by_position() {
         .unwrap();
     assert!(none.is_empty());
 }
+
+/// A projection whose checkpoint is older than the stream's first event (the stream was trimmed)
+/// must not start after the gap: its feed refuses, naming what is missing, and a feed whose
+/// checkpoint is the event just before what the stream holds goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_refuses_to_skip_events_the_stream_no_longer_holds() {
+    let f = Fixture::new().await;
+    append(&f.store, 0, 30).await;
+    let (stop, task) = f.start();
+    f.wait_for(30).await;
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    let js = jetstream::new(f.client.clone());
+    let stream = relay::ensure_events_stream(&js, &f.prefix).await.unwrap();
+    stream.purge().keep(10).await.unwrap();
+    let stored = f.store.read_all(0, 100).await.unwrap();
+    let durable = infra::feed::durable_name(&f.prefix, "test");
+    let first_batch = |after| {
+        let (js, prefix, durable) = (js.clone(), f.prefix.clone(), durable.clone());
+        async move {
+            let mut feed = infra::feed::DurableFeed::open(&js, &prefix, &durable, after).await?;
+            tokio::time::timeout(Duration::from_secs(10), feed.next_batch(100))
+                .await
+                .map_err(|_| anyhow::anyhow!("no batch"))?
+        }
+    };
+    for after in [0, stored[9].position] {
+        let refused = first_batch(after).await.err().expect("the gap was skipped");
+        assert!(
+            refused
+                .to_string()
+                .contains("no longer on the JetStream stream"),
+            "{refused:#}"
+        );
+    }
+    let batch = first_batch(stored[19].position).await.unwrap();
+    assert_eq!(batch.events, stored[20..].to_vec(), "the 21st to the 30th");
+}

@@ -173,7 +173,7 @@ impl Database {
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         match self.kind {
-            DbKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            DbKind::Sqlite => self.begin_write().await,
             // One round trip: BEGIN and the setting travel as one simple query.
             DbKind::Postgres => {
                 self.pool

@@ -71,6 +71,7 @@ async fn serve(settings: Settings, nats_url: &str) -> anyhow::Result<()> {
         store.clone(),
         client.clone(),
         settings.nats_prefix.clone(),
+        settings.nats_stream_max_events,
         stop.clone(),
     ));
     let service = Arc::new(CommandService::new(store));

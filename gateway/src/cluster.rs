@@ -327,12 +327,13 @@ mod tests {
         let client = infra::testing::nats_client().await;
         let prefix = infra::testing::unique_prefix();
         let js = async_nats::jetstream::new(client.clone());
-        let _cleanup = DeleteStream(js.clone(), infra::relay::events_stream(&prefix));
+        let _cleanup = infra::testing::DeleteEventsStream::new(&client, &prefix);
         let (stop, stopped) = watch::channel(false);
         let relay = tokio::spawn(infra::relay::run(
             store.clone(),
             client.clone(),
             prefix.clone(),
+            None,
             stopped,
         ));
         let reads = Database::connect(&format!(
@@ -415,26 +416,6 @@ mod tests {
     }
 
     /// Deletes the test's JetStream stream however the test ends.
-    struct DeleteStream(async_nats::jetstream::Context, String);
-
-    impl Drop for DeleteStream {
-        fn drop(&mut self) {
-            let (js, name) = (self.0.clone(), self.1.clone());
-            // Drop runs inside the test's runtime: use a thread with its own.
-            let _ = std::thread::spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    rt.block_on(async {
-                        let _ = js.delete_stream(&name).await;
-                    });
-                }
-            })
-            .join();
-        }
-    }
-
     #[test]
     fn the_first_announcement_is_delivered_whole_then_each_continues_the_last() {
         let mut d = Deliveries::default();

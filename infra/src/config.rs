@@ -34,6 +34,11 @@ pub struct RateLimit {
     pub per: Duration,
 }
 
+/// `NATS_STREAM_MAX_EVENTS` when unset. The stream is a transport, not the log: a projection
+/// further behind than this reads the difference from the event store, and a gateway that missed
+/// that much disconnects its sockets so that their clients fetch again.
+pub const DEFAULT_STREAM_MAX_EVENTS: u64 = 1_000_000;
+
 /// Every setting of the server.
 #[derive(Clone)]
 pub struct Settings {
@@ -45,6 +50,9 @@ pub struct Settings {
     pub database_url: String,
     pub nats_url: Option<String>,
     pub nats_prefix: String,
+    /// How many of the newest events the JetStream events stream keeps (`None`: every event).
+    /// Projections reach back past it to the event store; see docs/design.md, "Retention".
+    pub nats_stream_max_events: Option<u64>,
     pub smtp_url: Option<String>,
     pub mail_from: Mailbox,
     pub auth_secret: Option<Vec<u8>>,
@@ -122,6 +130,19 @@ impl Settings {
         {
             return Err(bad("NATS_PREFIX", "use letters, digits, '_' and '-' only"));
         }
+        let nats_stream_max_events = match get("NATS_STREAM_MAX_EVENTS") {
+            None => Some(DEFAULT_STREAM_MAX_EVENTS),
+            Some(n) => match n.parse::<u64>() {
+                Ok(0) => None,
+                Ok(n) if n <= i64::MAX as u64 => Some(n),
+                _ => {
+                    return Err(bad(
+                        "NATS_STREAM_MAX_EVENTS",
+                        format!("expected a number of events (0: keep every event), got {n:?}"),
+                    ))
+                }
+            },
+        };
         let smtp_url = get("SMTP_URL");
         if let Some(url) = &smtp_url {
             if !url.starts_with("smtp://") && !url.starts_with("smtps://") {
@@ -176,6 +197,7 @@ impl Settings {
             database_url,
             nats_url,
             nats_prefix,
+            nats_stream_max_events,
             smtp_url,
             mail_from,
             auth_secret,
@@ -261,6 +283,7 @@ impl fmt::Debug for Settings {
             .field("database_url", &redact_url(&self.database_url))
             .field("nats_url", &self.nats_url.as_deref().map(redact_url))
             .field("nats_prefix", &self.nats_prefix)
+            .field("nats_stream_max_events", &self.nats_stream_max_events)
             .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
             .field(
                 "auth_secret",
@@ -402,6 +425,11 @@ mod tests {
         );
         assert!(!s.secure_cookies());
         assert!(!s.trust_proxy);
+        assert_eq!(s.nats_stream_max_events, Some(DEFAULT_STREAM_MAX_EVENTS));
+        for (value, keeps) in [("0", None), ("25", Some(25))] {
+            let s = settings(&[("NATS_STREAM_MAX_EVENTS", value)]).unwrap();
+            assert_eq!(s.nats_stream_max_events, keeps, "{value}");
+        }
         assert_eq!(
             s.health_port, None,
             "no HTTP from the services unless asked"
@@ -430,6 +458,9 @@ mod tests {
             ("MAIL_FROM", "not a mailbox"),
             ("NATS_URL", "http://x"),
             ("HEALTH_PORT", "8080x"),
+            ("NATS_STREAM_MAX_EVENTS", "-1"),
+            ("NATS_STREAM_MAX_EVENTS", "1e6"),
+            ("NATS_STREAM_MAX_EVENTS", "18446744073709551615"),
         ] {
             let message = settings(&[(var, value)]).unwrap_err().to_string();
             assert!(message.starts_with(&format!("{var}: ")), "{message}");

@@ -5,15 +5,17 @@
 //!   feed is opened, the durable consumer is re-pointed at the first stream message after that
 //!   checkpoint, and the projection acknowledges a batch only after committing it. A message that
 //!   arrives out of stream order (a lost delivery being redelivered later) ends the feed with an
-//!   error, so the projection reopens it from its checkpoint instead of skipping an event; so does
-//!   a first event after the checkpoint that does not follow it (the stream no longer holds what
-//!   lies between: see docs/design.md, "Not yet bounded").
+//!   error, so the projection reopens it from its checkpoint instead of skipping an event. A first
+//!   event after the checkpoint that does not follow it ends the feed with a [`StreamGap`]: the
+//!   stream no longer holds what lies between (its retention dropped it), and the projection reads
+//!   that from the event store (docs/design.md, "Retention").
 //! - [`Applied`] is what a projection publishes on core NATS after each commit: the events it
 //!   applied, between two checkpoints. Gateways deliver from it, so that an event reaches sockets
 //!   once the read models reflect it, with one NATS message per batch rather than one per event
 //!   and gateway. A gateway that finds a gap between two of them (it missed one while NATS
 //!   reconnected, or the projection died between its commit and the announcement) reads the
-//!   missing events back from JetStream with [`events_between`].
+//!   missing events back from JetStream with [`events_between`], which also refuses with a
+//!   [`StreamGap`] rather than return events with a hole.
 
 use std::time::Duration;
 
@@ -46,6 +48,44 @@ fn position_of(headers: Option<&async_nats::HeaderMap>) -> Option<Position> {
 /// The position of the event before a message's, when it carries it (relays of this version do).
 fn previous_of(headers: Option<&async_nats::HeaderMap>) -> Option<Position> {
     headers?.get(PREVIOUS_HEADER)?.as_str().parse().ok()
+}
+
+/// The JetStream stream no longer holds the events after `after` up to and including `upto`: its
+/// retention (`NATS_STREAM_MAX_EVENTS`) dropped them, or it was purged or replaced. They are still
+/// in the event store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamGap {
+    pub after: Position,
+    pub upto: Position,
+}
+
+impl std::fmt::Display for StreamGap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the events after position {} up to {} are no longer on the JetStream stream \
+             (its retention dropped them, or it was purged or replaced)",
+            self.after, self.upto
+        )
+    }
+}
+
+impl std::error::Error for StreamGap {}
+
+/// Whether an event follows position `follows` with nothing missing between: the position of the
+/// event before it, which the relay puts in a header, must be `follows` (a message without the
+/// header, from an older relay, is taken on trust).
+fn check_follows(
+    follows: Position,
+    headers: Option<&async_nats::HeaderMap>,
+) -> Result<(), StreamGap> {
+    match previous_of(headers) {
+        Some(previous) if previous != follows => Err(StreamGap {
+            after: follows,
+            upto: previous,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The first stream sequence whose event lies after `after` (one past the end when none does),
@@ -183,16 +223,8 @@ impl DurableFeed {
                 // An event at or before the checkpoint changes nothing (the relay may be
                 // publishing the log again from its start); the first one after it must follow it.
                 if event.position > self.follows {
-                    match previous_of(message.headers.as_ref()) {
-                        Some(previous) if previous != self.follows => anyhow::bail!(
-                            "the events after position {} up to {previous} are no longer on the \
-                             JetStream stream (it was trimmed or replaced); the read models \
-                             cannot follow it: rebuild them from the event store \
-                             (`projection-service replay --all`)",
-                            self.follows
-                        ),
-                        _ => self.follows = event.position,
-                    }
+                    check_follows(self.follows, message.headers.as_ref())?;
+                    self.follows = event.position;
                 }
                 batch.events.push(event);
                 batch.raw.push(message.payload.clone());
@@ -281,7 +313,7 @@ pub fn applied_messages(
 
 /// The events after `after` up to and including `upto`, read back from the JetStream stream (what
 /// a gateway missed of the [`Applied`] announcements). Fails when they are not all there within
-/// `wait`.
+/// `wait`, and with a [`StreamGap`] when the stream no longer holds the first of them.
 pub async fn events_between(
     js: &jetstream::Context,
     prefix: &str,
@@ -302,6 +334,9 @@ pub async fn events_between(
             let event: RecordedEvent = serde_json::from_slice(&message.payload)
                 .context("not an event on the events stream")?;
             let position = event.position;
+            if position > after && events.is_empty() {
+                check_follows(after, message.headers.as_ref())?;
+            }
             if position > after && position <= upto {
                 events.push(event);
             }

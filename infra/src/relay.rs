@@ -5,6 +5,10 @@
 //! headers. It starts from the position of the last event already on the JetStream stream, so a
 //! relay that died at any moment, or several relays running at once, leave every stored event on
 //! NATS exactly once, in log order.
+//!
+//! The stream keeps the newest events only (`NATS_STREAM_MAX_EVENTS`): the relay, its only writer,
+//! sets that limit on it at start. Whoever reads it must tell a trimmed beginning from the log's
+//! (see [`crate::feed::StreamGap`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -50,24 +54,54 @@ pub fn event_subject(prefix: &str, event: &RecordedEvent) -> String {
 }
 
 /// Creates the events stream if it does not exist (idempotent; every service may call it at start).
+/// The relay then sets its retention ([`set_retention`]), so one made at the same moment by
+/// another service may already differ from this config: it is taken as it is.
 pub async fn ensure_events_stream(
     js: &jetstream::Context,
     prefix: &str,
 ) -> anyhow::Result<stream::Stream> {
-    js.get_or_create_stream(stream::Config {
-        name: events_stream(prefix),
-        subjects: vec![format!("{prefix}.events.>")],
-        storage: stream::StorageType::File,
-        duplicate_window: DUPLICATE_WINDOW,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "cannot create the JetStream stream {}: {e}",
-            events_stream(prefix)
-        )
-    })
+    let name = events_stream(prefix);
+    let created = js
+        .get_or_create_stream(stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("{prefix}.events.>")],
+            storage: stream::StorageType::File,
+            duplicate_window: DUPLICATE_WINDOW,
+            ..Default::default()
+        })
+        .await;
+    match created {
+        Ok(stream) => Ok(stream),
+        // Created by someone else between the look-up and the creation, with the limit set.
+        Err(e) => js
+            .get_stream(&name)
+            .await
+            .map_err(|_| anyhow::anyhow!("cannot create the JetStream stream {name}: {e}")),
+    }
+}
+
+/// Makes the stream keep the newest `keep` events (`None`: every event), dropping older ones first,
+/// when its limit is not that already (a stream made by another service, or by a relay with
+/// another setting). Lowering the limit trims the stream at once.
+pub async fn set_retention(
+    js: &jetstream::Context,
+    stream: &stream::Stream,
+    keep: Option<u64>,
+) -> anyhow::Result<()> {
+    let wanted = keep.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    let config = &stream.cached_info().config;
+    if config.max_messages == wanted && config.discard == stream::DiscardPolicy::Old {
+        return Ok(());
+    }
+    let mut config = config.clone();
+    let before = config.max_messages;
+    config.max_messages = wanted;
+    config.discard = stream::DiscardPolicy::Old;
+    js.update_stream(&config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot set the retention of {}: {e}", config.name))?;
+    tracing::info!(stream = %config.name, before, keep = wanted, "set how many events the stream keeps (-1: all)");
+    Ok(())
 }
 
 /// The stream's current state (first and last sequence, message count).
@@ -98,18 +132,20 @@ pub async fn last_published(stream: &mut stream::Stream) -> anyhow::Result<Posit
     Ok(position)
 }
 
-/// Relays until `stop` turns true. A failure (NATS or the store away) is logged and the relay
-/// starts again from the last event JetStream holds, after a pause.
+/// Relays until `stop` turns true, onto a stream keeping the newest `keep` events (`None`: all).
+/// A failure (NATS or the store away) is logged and the relay starts again from the last event
+/// JetStream holds, after a pause.
 pub async fn run(
     store: Arc<dyn EventStore>,
     client: async_nats::Client,
     prefix: String,
+    keep: Option<u64>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let js = jetstream::new(client);
     crate::process::retry_until_stopped(stop, "the event relay", |mut stop| {
         let (store, js, prefix) = (store.clone(), js.clone(), prefix.clone());
-        async move { relay_once(&store, &js, &prefix, &mut stop).await }
+        async move { relay_once(&store, &js, &prefix, keep, &mut stop).await }
     })
     .await;
     Ok(())
@@ -120,9 +156,11 @@ async fn relay_once(
     store: &Arc<dyn EventStore>,
     js: &jetstream::Context,
     prefix: &str,
+    keep: Option<u64>,
     stop: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut stream = ensure_events_stream(js, prefix).await?;
+    set_retention(js, &stream, keep).await?;
     let from = last_published(&mut stream).await?;
     tracing::info!(from, stream = %events_stream(prefix), "relaying events to JetStream");
     let mut events = store.subscribe_all(from);

@@ -87,6 +87,41 @@ pub async fn nats_client() -> async_nats::Client {
     })
 }
 
+/// Deletes the events stream of a test's NATS prefix when dropped, so runs leave nothing behind.
+pub struct DeleteEventsStream {
+    client: async_nats::Client,
+    name: String,
+}
+
+impl DeleteEventsStream {
+    pub fn new(client: &async_nats::Client, prefix: &str) -> Self {
+        Self {
+            client: client.clone(),
+            name: crate::relay::events_stream(prefix),
+        }
+    }
+}
+
+impl Drop for DeleteEventsStream {
+    fn drop(&mut self) {
+        let (client, name) = (self.client.clone(), self.name.clone());
+        // Drop runs inside the test's runtime: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(async {
+                    let _ = async_nats::jetstream::new(client)
+                        .delete_stream(&name)
+                        .await;
+                });
+            }
+        })
+        .join();
+    }
+}
+
 /// A subject prefix no other test run uses.
 pub fn unique_prefix() -> String {
     format!("test_{}", Uuid::new_v4().simple())

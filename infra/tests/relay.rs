@@ -7,7 +7,8 @@ use std::time::Duration;
 use async_nats::jetstream;
 use events_schema::{NewEvent, RecordedEvent};
 use infra::event_store::open_event_store;
-use infra::relay::{self, events_stream, last_published};
+use infra::feed::StreamGap;
+use infra::relay::{self, last_published};
 use infra::{EventStore, ExpectedVersion};
 use tokio::sync::watch;
 
@@ -32,6 +33,7 @@ struct Fixture {
     prefix: String,
     client: async_nats::Client,
     store: Arc<dyn EventStore>,
+    _stream: infra::testing::DeleteEventsStream,
     _dir: tempfile::TempDir,
 }
 
@@ -45,8 +47,10 @@ impl Fixture {
         .await
         .unwrap();
         let client = infra::testing::nats_client().await;
+        let prefix = infra::testing::unique_prefix();
         Self {
-            prefix: infra::testing::unique_prefix(),
+            _stream: infra::testing::DeleteEventsStream::new(&client, &prefix),
+            prefix,
             client,
             store,
             _dir: dir,
@@ -59,11 +63,23 @@ impl Fixture {
         watch::Sender<bool>,
         tokio::task::JoinHandle<anyhow::Result<()>>,
     ) {
+        self.start_keeping(None)
+    }
+
+    /// A relay onto a stream that keeps the newest `keep` events (`None`: all).
+    fn start_keeping(
+        &self,
+        keep: Option<u64>,
+    ) -> (
+        watch::Sender<bool>,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    ) {
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(relay::run(
             self.store.clone(),
             self.client.clone(),
             self.prefix.clone(),
+            keep,
             stopped,
         ));
         (stop, task)
@@ -84,6 +100,22 @@ impl Fixture {
         out
     }
 
+    /// Waits until the stream's newest event is the store's newest; the stream's info then.
+    async fn wait_relayed(&self) -> jetstream::stream::Info {
+        let js = jetstream::new(self.client.clone());
+        let mut stream = relay::ensure_events_stream(&js, &self.prefix)
+            .await
+            .unwrap();
+        let head = self.store.head().await.unwrap();
+        for _ in 0..200 {
+            if last_published(&mut stream).await.unwrap() == head {
+                return stream.info().await.unwrap().clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the relay did not reach position {head}");
+    }
+
     async fn wait_for(&self, count: usize) -> Vec<RecordedEvent> {
         let js = jetstream::new(self.client.clone());
         let mut stream = relay::ensure_events_stream(&js, &self.prefix)
@@ -96,24 +128,6 @@ impl Fixture {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.published().await
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let client = self.client.clone();
-        let name = events_stream(&self.prefix);
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                rt.block_on(async {
-                    let _ = jetstream::new(client).delete_stream(&name).await;
-                });
-            }
-        })
-        .join();
     }
 }
 
@@ -225,13 +239,83 @@ async fn a_feed_refuses_to_skip_events_the_stream_no_longer_holds() {
     };
     for after in [0, stored[9].position] {
         let refused = first_batch(after).await.err().expect("the gap was skipped");
-        assert!(
-            refused
-                .to_string()
-                .contains("no longer on the JetStream stream"),
+        assert_eq!(
+            refused.downcast_ref::<StreamGap>(),
+            Some(&StreamGap {
+                after,
+                upto: stored[19].position
+            }),
             "{refused:#}"
         );
     }
     let batch = first_batch(stored[19].position).await.unwrap();
     assert_eq!(batch.events, stored[20..].to_vec(), "the 21st to the 30th");
+}
+
+/// The relay makes the stream keep only the newest events, whoever created it and with whatever
+/// limit before, and goes on relaying from the last one it holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_keeps_only_the_newest_events() {
+    let f = Fixture::new().await;
+    let js = jetstream::new(f.client.clone());
+    // Created first by another service, which sets no limit.
+    let stream = relay::ensure_events_stream(&js, &f.prefix).await.unwrap();
+    append(&f.store, 0, 30).await;
+    let (stop, task) = f.start_keeping(Some(10));
+    let info = f.wait_relayed().await;
+    assert_eq!(info.config.max_messages, 10);
+    assert_eq!(info.state.messages, 10, "only the newest 10 are kept");
+    let stored = f.store.read_all(0, 100).await.unwrap();
+    let first = stream
+        .get_raw_message(info.state.first_sequence)
+        .await
+        .unwrap();
+    let first: RecordedEvent = serde_json::from_slice(&first.payload).unwrap();
+    assert_eq!(first, stored[20], "the 21st event is the oldest kept");
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+
+    // A relay started again goes on from the newest event the stream holds; one told to keep
+    // everything lifts the limit.
+    append(&f.store, 30, 5).await;
+    let (stop, task) = f.start_keeping(None);
+    let info = f.wait_relayed().await;
+    assert_eq!(info.config.max_messages, -1);
+    assert_eq!(
+        info.state.messages, 15,
+        "the 5 new events after the 10 kept"
+    );
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+/// A gateway reading back missed events the stream no longer holds is refused, not handed the
+/// events after the hole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_back_events_the_stream_dropped_is_refused() {
+    let f = Fixture::new().await;
+    append(&f.store, 0, 30).await;
+    let (stop, task) = f.start_keeping(Some(10));
+    f.wait_relayed().await;
+    let js = jetstream::new(f.client.clone());
+    let head = f.store.head().await.unwrap();
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    let stored = f.store.read_all(0, 100).await.unwrap();
+    let wait = Duration::from_secs(10);
+    let refused = infra::feed::events_between(&js, &f.prefix, stored[4].position, head, wait)
+        .await
+        .expect_err("events with a hole were returned");
+    assert_eq!(
+        refused.downcast_ref::<StreamGap>(),
+        Some(&StreamGap {
+            after: stored[4].position,
+            upto: stored[19].position
+        }),
+        "{refused:#}"
+    );
+    let kept = infra::feed::events_between(&js, &f.prefix, stored[19].position, head, wait)
+        .await
+        .unwrap();
+    assert_eq!(kept, stored[20..].to_vec());
 }

@@ -1,5 +1,5 @@
 // Fault tests of the production topology (E2E_TOPOLOGY=1; skipped all-in-one): kill -9 of the
-// projection-service mid-stream, kill -9 of the command-service with requests in flight, a
+// projection-service mid-stream, a projection-service down for longer than the stream keeps events, kill -9 of the command-service with requests in flight, a
 // restart of the NATS server and PostgreSQL going away under running services.
 // infra/scripts/topology starts a process that died again, as a process manager would; the tests
 // check what clients and the stores see.
@@ -200,6 +200,52 @@ test('kill -9 of the projection-service mid-stream: read models end identical to
     for (const table of Object.keys(live)) assert.equal(live[table], undisturbed[table], `read model ${table} differs`);
     assert.ok(live.messages.split('\n').length >= 450);
     for (const s of [a.s, a2, b.s]) s.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a projection-service down while the stream dropped what it had not applied: it reads that from the event store', { skip }, async (t) => {
+  // The stream keeps the newest 30 events; the projection misses 120 messages.
+  const server = await startServer({ mail, env: { NATS_STREAM_MAX_EVENTS: '30' } });
+  try {
+    const { a, b, chat } = await pair(server);
+    const { DATABASE_URL, EVENT_STORE_URL } = identity(server);
+    await eventually('the chat projected', () => checkpoint(DATABASE_URL) >= head(EVENT_STORE_URL));
+    // Hold the topology's supervisor so that the projection-service stays down until it resumes.
+    process.kill(server.proc.pid, 'SIGSTOP');
+    let projectedAtKill;
+    try {
+      const pid = pidOf(server, 'projection-service');
+      process.kill(pid, 'SIGKILL');
+      await eventually('the projection-service gone', () => {
+        try {
+          return execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' }).trim().startsWith('Z');
+        } catch {
+          return true;
+        }
+      }, 15000);
+      projectedAtKill = checkpoint(DATABASE_URL);
+      const acks = await Promise.all(Array.from({ length: 120 }, (_, i) =>
+        a.s.request('send-personal-message', { ChatId: chat, Content: `m${i}` }, 30000)));
+      assert.ok(acks.every((x) => x.success === 1), JSON.stringify(acks.find((x) => x.success !== 1)));
+    } finally {
+      process.kill(server.proc.pid, 'SIGCONT');
+    }
+    const target = head(EVENT_STORE_URL);
+    assert.ok(target - projectedAtKill > 30, `the stream still holds every event after the checkpoint (${projectedAtKill} of ${target})`);
+    t.diagnostic(`${projectedAtKill} of ${target} events projected when it went down`);
+
+    await eventually('the restarted projection caught up', () => checkpoint(DATABASE_URL) >= target);
+    const log = readFileSync(join(server.dataDir, 'projection-service.log'), 'utf8');
+    assert.match(log, /reading them from the event store/);
+    // What it read from the store reaches the other gateway's socket like anything else, in order.
+    await b.s.waitFor('receive-personal-message', { pred: (p) => p.Content === 'm119', timeoutMs: 30000 });
+    assert.deepEqual(contents(b.s, 'receive-personal-message'), Array.from({ length: 120 }, (_, i) => `m${i}`));
+    const live = readModels(DATABASE_URL);
+    const undisturbed = await undisturbedProjection(EVENT_STORE_URL);
+    for (const table of Object.keys(live)) assert.equal(live[table], undisturbed[table], `read model ${table} differs`);
+    for (const s of [a.s, b.s]) s.close();
   } finally {
     await server.stop();
   }

@@ -1,6 +1,7 @@
 //! `projection-service`: the projector on its own, into `DATABASE_URL`. With `NATS_URL` (the
-//! production topology) it is fed by a JetStream durable consumer and publishes what each commit
-//! applied for the gateways to deliver; without, it follows `EVENT_STORE_URL` directly. (The all-in-one gateway runs the
+//! production topology) it is fed by a JetStream durable consumer, reads from `EVENT_STORE_URL` only
+//! what the stream no longer holds, and publishes what each commit applied for the gateways to
+//! deliver; without, it follows `EVENT_STORE_URL` directly. (The all-in-one gateway runs the
 //! same projector in-process.)
 //!
 //! Operator subcommands: `audit` prints a chat's or a user's history from the event store;
@@ -171,7 +172,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         infra::health::serve_if_asked(&settings, checks, stop_rx.clone()).await?;
         tracing::info!(from, "projecting from JetStream");
         let prefix = settings.nats_prefix.clone();
-        let done = projection_service::nats::run(client.clone(), prefix, projector, stop_rx).await;
+        // The event store is opened only if the stream no longer reaches back to the checkpoint.
+        let store = projection_service::nats::LazyStore::new(settings.event_store_url.clone());
+        let done =
+            projection_service::nats::run(client.clone(), prefix, projector, store, stop_rx).await;
         let _ = client.flush().await;
         return done;
     }

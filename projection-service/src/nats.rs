@@ -2,64 +2,128 @@
 //! projector; a batch is acknowledged only after its transaction (with the checkpoint) commits,
 //! and what it applied is then published on `<prefix>.applied.read_models` for the gateways to
 //! deliver (infra::feed::Applied).
+//!
+//! The stream keeps only the newest events (`NATS_STREAM_MAX_EVENTS`). When it no longer reaches
+//! back to the checkpoint (the projection was stopped, or fell behind, for longer than that), the
+//! projection reads what is missing from the event store, which it opens only then, and goes back
+//! to the stream where it takes over.
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use async_nats::jetstream;
 use bytes::Bytes;
 use events_schema::Position;
-use infra::feed::{applied_messages, applied_subject, durable_name, DurableFeed};
-use tokio::sync::watch;
+use infra::event_store::open_event_store;
+use infra::feed::{applied_messages, applied_subject, durable_name, DurableFeed, StreamGap};
+use infra::EventStore;
+use tokio::sync::{watch, OnceCell};
 
 use crate::projector::{Projector, BATCH, CHECKPOINT};
 
 /// Room left in a NATS message for its subject and headers.
 const ENVELOPE_ROOM: usize = 4 * 1024;
 
+/// The event store, opened the first time the stream does not reach back far enough.
+pub struct LazyStore {
+    url: String,
+    store: OnceCell<Arc<dyn EventStore>>,
+}
+
+impl LazyStore {
+    /// The store at `url` (EVENT_STORE_URL), not opened yet.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            store: OnceCell::new(),
+        }
+    }
+
+    async fn get(&self) -> anyhow::Result<&Arc<dyn EventStore>> {
+        self.store
+            .get_or_try_init(|| async {
+                open_event_store(&self.url).await.map_err(|e| {
+                    anyhow::anyhow!("event store (EVENT_STORE_URL) unavailable: {e:#}")
+                })
+            })
+            .await
+    }
+}
+
 /// Projects until `stop` turns true. Any failure (NATS or the database away, a message out of
 /// order) is logged and the feed is reopened from the checkpoint after a pause; the batch in hand
-/// is committed before stopping.
+/// is committed before stopping. What the stream no longer holds is read from `store`.
 pub async fn run(
     client: async_nats::Client,
     prefix: String,
     projector: Arc<Projector>,
+    store: LazyStore,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let js = jetstream::new(client.clone());
     let name = durable_name(&prefix, CHECKPOINT);
     let subject = applied_subject(&prefix, CHECKPOINT);
+    let store = Arc::new(store);
     infra::process::retry_until_stopped(stop, "the projection", |mut stop| {
         let (js, client, prefix) = (js.clone(), client.clone(), prefix.clone());
         let (name, subject, projector) = (name.clone(), subject.clone(), projector.clone());
+        let store = store.clone();
         async move {
             let announcer = Announcer {
                 client: &client,
                 subject: &subject,
             };
-            follow(&js, &prefix, &name, announcer, &projector, &mut stop).await
+            let feed = Feed {
+                js: &js,
+                prefix: &prefix,
+                name: &name,
+                store: &store,
+            };
+            follow(feed, announcer, &projector, &mut stop).await
         }
     })
     .await;
     Ok(())
 }
 
+/// Where the events come from: the JetStream stream, and the event store for what it dropped.
+#[derive(Clone, Copy)]
+struct Feed<'a> {
+    js: &'a jetstream::Context,
+    prefix: &'a str,
+    name: &'a str,
+    store: &'a LazyStore,
+}
+
 /// One run of the feed from the checkpoint; Ok only when asked to stop.
 async fn follow(
-    js: &jetstream::Context,
-    prefix: &str,
-    name: &str,
+    source: Feed<'_>,
     announcer: Announcer<'_>,
     projector: &Projector,
     stop: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut checkpoint = projector.checkpoint().await?;
-    let mut feed = DurableFeed::open(js, prefix, name, checkpoint).await?;
+    let mut feed = DurableFeed::open(source.js, source.prefix, source.name, checkpoint).await?;
     announcer.applied(checkpoint, checkpoint, &[], &[]).await;
     loop {
         let batch = tokio::select! {
             biased;
-            batch = feed.next_batch(BATCH) => batch?,
+            batch = feed.next_batch(BATCH) => batch,
             _ = stop.changed() => return Ok(()),
+        };
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                let Some(gap) = e.downcast_ref::<StreamGap>().copied() else {
+                    return Err(e);
+                };
+                checkpoint = catch_up(source.store, gap, announcer, projector, stop).await?;
+                if *stop.borrow() {
+                    return Ok(());
+                }
+                feed = DurableFeed::open(source.js, source.prefix, source.name, checkpoint).await?;
+                continue;
+            }
         };
         let position = projector.apply(&batch.events).await?;
         // What this commit applied: the batch's events after the checkpoint it started from (a
@@ -75,6 +139,59 @@ async fn follow(
             checkpoint = position;
         }
     }
+}
+
+/// Applies from the event store the events the stream no longer holds (`gap`: after the
+/// checkpoint up to the event before the stream's first), a batch a transaction as from the
+/// stream, each announced for the gateways; returns the checkpoint reached. Stops early, between
+/// two commits, when asked to stop.
+async fn catch_up(
+    store: &LazyStore,
+    gap: StreamGap,
+    announcer: Announcer<'_>,
+    projector: &Projector,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<Position> {
+    tracing::warn!(
+        after = gap.after,
+        upto = gap.upto,
+        "the JetStream stream no longer holds these events; reading them from the event store"
+    );
+    if gap.upto <= gap.after {
+        // The stream's first event claims to follow one at or before the checkpoint: not a log
+        // this projection can have come from.
+        return Err(gap.into());
+    }
+    let store = store.get().await?;
+    let mut checkpoint = gap.after;
+    while checkpoint < gap.upto && !*stop.borrow() {
+        let events = store
+            .read_all(checkpoint, BATCH)
+            .await
+            .context("reading the event store")?;
+        anyhow::ensure!(
+            !events.is_empty(),
+            "the event store (EVENT_STORE_URL) ends at position {checkpoint}, but the JetStream \
+             stream's events follow position {}: is it the store the relay publishes from?",
+            gap.upto
+        );
+        let raw = events
+            .iter()
+            .map(|e| serde_json::to_vec(e).map(Bytes::from))
+            .collect::<Result<Vec<_>, _>>()
+            .context("encoding an event")?;
+        let positions: Vec<Position> = events.iter().map(|e| e.position).collect();
+        let position = projector.apply(&events).await?;
+        announcer
+            .applied(checkpoint, position, &raw, &positions)
+            .await;
+        checkpoint = position;
+    }
+    tracing::info!(
+        checkpoint,
+        "read from the event store; back to the JetStream stream"
+    );
+    Ok(checkpoint)
 }
 
 /// Publishes what the read models applied, for the gateways' deliveries.

@@ -446,6 +446,121 @@ async fn run_follows_the_live_log(f: Fixture) {
     assert_eq!(projector.checkpoint().await.unwrap(), at.position);
 }
 
+/// The topology's projection behind a JetStream stream that no longer reaches back to its
+/// checkpoint (it keeps the newest 10 of the first 41 events): it reads the rest from the event
+/// store, announces it like any commit, and goes back to the stream for what follows. Its read
+/// models end as a projection of the whole log would, and its announcements continue each other
+/// from the first event to the last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_nats_what_the_stream_dropped_is_read_from_the_event_store() {
+    use futures::StreamExt as _;
+
+    let (f, whole) = (postgres().await, postgres().await);
+    let dir = tempfile::tempdir().unwrap();
+    let store_url = infra::db::sqlite_url(&dir.path().join("events.db"));
+    let store = open_event_store(&store_url).await.unwrap();
+    let (ada, bob) = (uid("ada"), uid("bob"));
+    let pc = ChatId::parse("pc1").unwrap();
+    let mut log = Log::default();
+    log.user(&ada, "Ada", true);
+    log.user(&bob, "Bob", true);
+    log.push(
+        "chat-pc1",
+        PersonalChatCreated {
+            chat_id: pc.clone(),
+            creator: ada.clone(),
+            partner: bob.clone(),
+        },
+    );
+    for i in 0..40 {
+        log.message(&pc, if i % 2 == 0 { &ada } else { &bob }, &format!("m{i}"));
+    }
+    infra::testing::append_recorded(store.as_ref(), &log.events[..41]).await;
+
+    let client = infra::testing::nats_client().await;
+    let prefix = infra::testing::unique_prefix();
+    let _stream = infra::testing::DeleteEventsStream::new(&client, &prefix);
+    let mut announced = client
+        .subscribe(infra::feed::applied_subject(&prefix, "read_models"))
+        .await
+        .unwrap();
+    let (stop_tx, stop) = watch::channel(false);
+    let relay = tokio::spawn(infra::relay::run(
+        store.clone(),
+        client.clone(),
+        prefix.clone(),
+        Some(10),
+        stop.clone(),
+    ));
+    let js = async_nats::jetstream::new(client.clone());
+    let mut events = infra::relay::ensure_events_stream(&js, &prefix)
+        .await
+        .unwrap();
+    let trimmed = async {
+        loop {
+            let state = infra::relay::stream_state(&mut events).await.unwrap();
+            if state.last_sequence == 41 && state.messages == 10 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), trimmed)
+        .await
+        .expect("the relay published all 41 and the stream kept 10");
+
+    let projector = Arc::new(f.projector);
+    let projection = tokio::spawn(projection_service::nats::run(
+        client.clone(),
+        prefix.clone(),
+        projector.clone(),
+        projection_service::nats::LazyStore::new(store_url),
+        stop,
+    ));
+    let reached = |position| {
+        let projector = projector.clone();
+        async move {
+            let wait = async {
+                while projector.checkpoint().await.unwrap() < position {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(20), wait)
+                .await
+                .unwrap_or_else(|_| panic!("the projection did not reach {position}"));
+        }
+    };
+    reached(41).await;
+    // Live events after the catch-up come from the stream.
+    infra::testing::append_recorded(store.as_ref(), &log.events[41..]).await;
+    reached(log.events.len() as u64).await;
+    stop_tx.send(true).unwrap();
+    relay.await.unwrap().unwrap();
+    projection.await.unwrap().unwrap();
+
+    whole
+        .projector
+        .apply(&store.read_all(0, 1000).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(snapshot(&f.db).await, snapshot(&whole.db).await);
+    let mut after = None;
+    let mut seen = Vec::new();
+    while seen.len() < log.events.len() {
+        let message = tokio::time::timeout(Duration::from_secs(5), announced.next())
+            .await
+            .expect("every event announced")
+            .unwrap();
+        let applied: infra::feed::Applied = serde_json::from_slice(&message.payload).unwrap();
+        if let Some(after) = after {
+            assert_eq!(applied.after, after, "each announcement continues the last");
+        }
+        after = Some(applied.position);
+        seen.extend(applied.events.iter().map(|e| e.position));
+    }
+    assert_eq!(seen, (1..=log.events.len() as u64).collect::<Vec<_>>());
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {

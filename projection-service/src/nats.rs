@@ -117,7 +117,8 @@ async fn follow(
                 let Some(gap) = e.downcast_ref::<StreamGap>().copied() else {
                     return Err(e);
                 };
-                checkpoint = catch_up(source.store, gap, announcer, projector, stop).await?;
+                checkpoint =
+                    catch_up(source.store, checkpoint, gap, announcer, projector, stop).await?;
                 if *stop.borrow() {
                     return Ok(());
                 }
@@ -141,29 +142,29 @@ async fn follow(
     }
 }
 
-/// Applies from the event store the events the stream no longer holds (`gap`: after the
-/// checkpoint up to the event before the stream's first), a batch a transaction as from the
-/// stream, each announced for the gateways; returns the checkpoint reached. Stops early, between
-/// two commits, when asked to stop.
+/// Applies from the event store the events after `checkpoint` up to `gap.upto` (the event before
+/// the first the stream still holds), a batch a transaction as from the stream, each announced for
+/// the gateways; returns the checkpoint reached. Stops early, between two commits, when asked to
+/// stop.
 async fn catch_up(
     store: &LazyStore,
+    mut checkpoint: Position,
     gap: StreamGap,
     announcer: Announcer<'_>,
     projector: &Projector,
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<Position> {
     tracing::warn!(
-        after = gap.after,
+        after = checkpoint,
         upto = gap.upto,
         "the JetStream stream no longer holds these events; reading them from the event store"
     );
-    if gap.upto <= gap.after {
+    if gap.upto <= checkpoint {
         // The stream's first event claims to follow one at or before the checkpoint: not a log
         // this projection can have come from.
         return Err(gap.into());
     }
     let store = store.get().await?;
-    let mut checkpoint = gap.after;
     while checkpoint < gap.upto && !*stop.borrow() {
         let events = store
             .read_all(checkpoint, BATCH)

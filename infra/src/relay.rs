@@ -151,6 +151,26 @@ pub async fn run(
     Ok(())
 }
 
+/// Where a stream keeping `keep` events would start: the position of the event before the oldest
+/// of the newest `keep` (0: the log is not longer than that). A relay far behind (a new or emptied
+/// stream, NATS's storage lost, a relay stopped for long) starts there instead of publishing the
+/// whole log again only for the stream to drop it, which would hold every new event back behind
+/// it; readers find the jump like any trimmed beginning ([`crate::feed::StreamGap`]) and read the
+/// rest from the event store. The count is of positions, exact for stores whose positions follow
+/// each other (SQL ones) and fewer events for stores with gaps; the position returned is always
+/// an event's, so the next event's `Chat-Previous` stays true.
+async fn oldest_kept(store: &dyn EventStore, keep: u64) -> anyhow::Result<Position> {
+    let head = store.head().await.context("reading the event log's head")?;
+    let Some(before) = head.checked_sub(keep).filter(|p| *p > 0) else {
+        return Ok(0);
+    };
+    let event = store
+        .read_all(before - 1, 1)
+        .await
+        .context("reading the event log")?;
+    Ok(event.first().map_or(0, |e| e.position))
+}
+
 /// Publishes from JetStream's last event onwards; returns Ok only when asked to stop.
 async fn relay_once(
     store: &Arc<dyn EventStore>,
@@ -161,8 +181,12 @@ async fn relay_once(
 ) -> anyhow::Result<()> {
     let mut stream = ensure_events_stream(js, prefix).await?;
     set_retention(js, &stream, keep).await?;
-    let from = last_published(&mut stream).await?;
-    tracing::info!(from, stream = %events_stream(prefix), "relaying events to JetStream");
+    let published = last_published(&mut stream).await?;
+    let from = match keep {
+        Some(keep) => published.max(oldest_kept(store.as_ref(), keep).await?),
+        None => published,
+    };
+    tracing::info!(from, published, stream = %events_stream(prefix), "relaying events to JetStream");
     let mut events = store.subscribe_all(from);
     let mut acks = VecDeque::new();
     let mut previous = from;

@@ -264,38 +264,59 @@ async fn a_feed_refuses_to_skip_events_the_stream_no_longer_holds() {
 }
 
 /// The relay makes the stream keep only the newest events, whoever created it and with whatever
-/// limit before, and goes on relaying from the last one it holds.
+/// limit before; far behind the log, it starts where the stream would keep from, with the first
+/// event saying which it follows; and it goes on from the last event the stream holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_keeps_only_the_newest_events() {
     let f = Fixture::new().await;
     let js = jetstream::new(f.client.clone());
     // Created first by another service, which sets no limit.
     let stream = relay::ensure_events_stream(&js, &f.prefix).await.unwrap();
+    let event_at = |sequence| {
+        let stream = stream.clone();
+        async move {
+            let message = stream.get_raw_message(sequence).await.unwrap();
+            let previous = message.headers.get(relay::PREVIOUS_HEADER).unwrap();
+            let previous: u64 = previous.as_str().parse().unwrap();
+            let event: RecordedEvent = serde_json::from_slice(&message.payload).unwrap();
+            (event, previous)
+        }
+    };
     append(&f.store, 0, 30).await;
     let (stop, task) = f.start_keeping(Some(10));
     let info = f.wait_relayed().await;
     assert_eq!(info.config.max_messages, 10);
-    assert_eq!(info.state.messages, 10, "only the newest 10 are kept");
     let stored = f.store.read_all(0, 100).await.unwrap();
-    let first = stream
-        .get_raw_message(info.state.first_sequence)
-        .await
-        .unwrap();
-    let first: RecordedEvent = serde_json::from_slice(&first.payload).unwrap();
+    assert_eq!(
+        (info.state.first_sequence, info.state.messages),
+        (1, 10),
+        "only the newest 10 were published"
+    );
+    let (first, previous) = event_at(1).await;
     assert_eq!(first, stored[20], "the 21st event is the oldest kept");
+    assert_eq!(previous, stored[19].position, "and it follows the 20th");
+
+    // Live events push the oldest out.
+    append(&f.store, 30, 5).await;
+    let info = f.wait_relayed().await;
+    assert_eq!((info.state.first_sequence, info.state.messages), (6, 10));
     stop.send(true).unwrap();
     task.await.unwrap().unwrap();
 
     // A relay started again goes on from the newest event the stream holds; one told to keep
     // everything lifts the limit.
-    append(&f.store, 30, 5).await;
+    append(&f.store, 35, 5).await;
     let (stop, task) = f.start_keeping(None);
     let info = f.wait_relayed().await;
     assert_eq!(info.config.max_messages, -1);
     assert_eq!(
-        info.state.messages, 15,
+        (info.state.first_sequence, info.state.messages),
+        (6, 15),
         "the 5 new events after the 10 kept"
     );
+    let stored = f.store.read_all(0, 100).await.unwrap();
+    let (first, previous) = event_at(6).await;
+    assert_eq!((first, previous), (stored[25].clone(), stored[24].position));
     stop.send(true).unwrap();
     task.await.unwrap().unwrap();
 }

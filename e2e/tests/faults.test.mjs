@@ -67,6 +67,33 @@ async function killAndAwaitRestart(server, name, atKill = () => undefined) {
   return seen;
 }
 
+/**
+ * Runs `during` with the topology's supervisor held (SIGSTOP), so that a process killed meanwhile
+ * stays down until `during` ends; the supervisor then starts it again.
+ */
+async function withSupervisorHeld(server, during) {
+  process.kill(server.proc.pid, 'SIGSTOP');
+  try {
+    return await during();
+  } finally {
+    process.kill(server.proc.pid, 'SIGCONT');
+  }
+}
+
+/** Kills `name` with SIGKILL and waits until it has died (a zombie while its supervisor is held). */
+async function killAndAwaitGone(server, name) {
+  const pid = pidOf(server, name);
+  process.kill(pid, 'SIGKILL');
+  await eventually(`${name} gone`, () => {
+    try {
+      return execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' }).trim().startsWith('Z');
+    } catch {
+      return true; // no such process any more
+    }
+  }, 15000);
+  return pid;
+}
+
 /** Two verified users, each with a socket on a different gateway, and their personal chat. */
 async function pair(server) {
   const a = await verifiedUser(server, mail);
@@ -212,26 +239,15 @@ test('a projection-service down while the stream dropped what it had not applied
     const { a, b, chat } = await pair(server);
     const { DATABASE_URL, EVENT_STORE_URL } = identity(server);
     await eventually('the chat projected', () => checkpoint(DATABASE_URL) >= head(EVENT_STORE_URL));
-    // Hold the topology's supervisor so that the projection-service stays down until it resumes.
-    process.kill(server.proc.pid, 'SIGSTOP');
-    let projectedAtKill;
-    try {
-      const pid = pidOf(server, 'projection-service');
-      process.kill(pid, 'SIGKILL');
-      await eventually('the projection-service gone', () => {
-        try {
-          return execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' }).trim().startsWith('Z');
-        } catch {
-          return true;
-        }
-      }, 15000);
-      projectedAtKill = checkpoint(DATABASE_URL);
+    // The projection-service stays down while the topology's supervisor is held.
+    const projectedAtKill = await withSupervisorHeld(server, async () => {
+      await killAndAwaitGone(server, 'projection-service');
+      const projected = checkpoint(DATABASE_URL);
       const acks = await Promise.all(Array.from({ length: 120 }, (_, i) =>
         a.s.request('send-personal-message', { ChatId: chat, Content: `m${i}` }, 30000)));
       assert.ok(acks.every((x) => x.success === 1), JSON.stringify(acks.find((x) => x.success !== 1)));
-    } finally {
-      process.kill(server.proc.pid, 'SIGCONT');
-    }
+      return projected;
+    });
     const target = head(EVENT_STORE_URL);
     assert.ok(target - projectedAtKill > 30, `the stream still holds every event after the checkpoint (${projectedAtKill} of ${target})`);
     t.diagnostic(`${projectedAtKill} of ${target} events projected when it went down`);
@@ -401,6 +417,43 @@ test('a restart of the NATS server: service resumes without restarting the servi
 
 /** The database a postgres:// URL names. */
 const dbName = (url) => decodeURIComponent(new URL(url).pathname.slice(1));
+test('the NATS server back with its storage lost: the relay refills the stream with the newest events, service resumes', { skip }, async () => {
+  const server = await startServer({ mail, env: { NATS_PRIVATE: '1', NATS_STREAM_MAX_EVENTS: '20' } });
+  try {
+    const { a, b, chat } = await pair(server);
+    for (let i = 0; i < 40; i++) {
+      assert.equal((await a.s.request('send-personal-message', { ChatId: chat, Content: `before${i}` })).success, 1);
+    }
+    await b.s.waitFor('receive-personal-message', { pred: (p) => p.Content === 'before39' });
+    const services = ['command-service', 'projection-service', 'gateway-1', 'gateway-2'];
+    const pids = services.map((name) => pidOf(server, name));
+    const { EVENT_STORE_URL } = identity(server);
+    const headAtLoss = head(EVENT_STORE_URL);
+
+    await withSupervisorHeld(server, async () => {
+      await killAndAwaitGone(server, 'nats');
+      rmSync(join(server.dataDir, 'nats', 'store'), { recursive: true, force: true });
+    });
+    await eventually('a send after the NATS restart acknowledged', async () => (await a.s.request('send-personal-message', { ChatId: chat, Content: 'after', ClientId: 'after-1' }, 15000)).success === 1, 60000);
+    await b.s.waitFor('receive-personal-message', { pred: (p) => p.Content === 'after', timeoutMs: 30000 });
+    for (const name of ['command-service', 'projection-service']) {
+      await eventually(`${name} ready again`, async () => (await serviceReady(server, name)).status === 200, 30000);
+    }
+    // The relay found an empty stream and started 20 events back from the head, not at the start.
+    const log = readFileSync(join(server.dataDir, 'command-service.log'), 'utf8');
+    const starts = [...log.matchAll(/relaying events to JetStream from=(\d+) published=0/g)].map((m) => Number(m[1]));
+    assert.ok(starts.some((from) => from >= headAtLoss - 20 && from > 0), `relay starts after the loss: ${starts} (head ${headAtLoss})`);
+    const page = await b.s.request('fetch-personal-chat', { ChatId: chat, Limit: 50 });
+    const history = page.Messages.map((m) => m.Content).reverse();
+    assert.deepEqual(history.slice(-2), ['before39', 'after']);
+    assert.deepEqual(services.map((name) => pidOf(server, name)), pids, 'no service was restarted');
+    a.s.close();
+    b.s.close();
+  } finally {
+    await server.stop();
+  }
+});
+
 const ADMIN_URL = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /**

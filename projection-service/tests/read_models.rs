@@ -116,6 +116,19 @@ impl Log {
         }
     }
 
+    fn personal_chat(&mut self, id: &str, creator: &UserId, partner: &UserId) -> ChatId {
+        let chat_id = ChatId::parse(id).unwrap();
+        self.push(
+            &format!("chat-{id}"),
+            PersonalChatCreated {
+                chat_id: chat_id.clone(),
+                creator: creator.clone(),
+                partner: partner.clone(),
+            },
+        );
+        chat_id
+    }
+
     fn message(&mut self, chat: &ChatId, sender: &UserId, text: &str) -> MessageId {
         let id = MessageId::generate();
         self.push(
@@ -297,15 +310,7 @@ async fn chat_lists_follow_membership_and_read_pointers(f: Fixture) {
     for (u, n) in [(&ada, "Ada"), (&bob, "Bob"), (&cy, "Cy")] {
         log.user(u, n, true);
     }
-    let pc = ChatId::parse("pc1").unwrap();
-    log.push(
-        "chat-pc1",
-        PersonalChatCreated {
-            chat_id: pc.clone(),
-            creator: ada.clone(),
-            partner: bob.clone(),
-        },
-    );
+    let pc = log.personal_chat("pc1", &ada, &bob);
     let g = ChatId::parse("g1").unwrap();
     log.push(
         "chat-g1",
@@ -460,18 +465,10 @@ async fn over_nats_what_the_stream_dropped_is_read_from_the_event_store() {
     let store_url = infra::db::sqlite_url(&dir.path().join("events.db"));
     let store = open_event_store(&store_url).await.unwrap();
     let (ada, bob) = (uid("ada"), uid("bob"));
-    let pc = ChatId::parse("pc1").unwrap();
     let mut log = Log::default();
     log.user(&ada, "Ada", true);
     log.user(&bob, "Bob", true);
-    log.push(
-        "chat-pc1",
-        PersonalChatCreated {
-            chat_id: pc.clone(),
-            creator: ada.clone(),
-            partner: bob.clone(),
-        },
-    );
+    let pc = log.personal_chat("pc1", &ada, &bob);
     for i in 0..40 {
         log.message(&pc, if i % 2 == 0 { &ada } else { &bob }, &format!("m{i}"));
     }

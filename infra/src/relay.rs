@@ -171,6 +171,26 @@ async fn oldest_kept(store: &dyn EventStore, keep: u64) -> anyhow::Result<Positi
     Ok(event.first().map_or(0, |e| e.position))
 }
 
+/// Publishes the first event after a jump ([`oldest_kept`]), alone and acknowledged before any
+/// other, and only if the stream's last sequence is still `seen`. Two relays that jumped from
+/// different places (each read the log's head at another moment) would otherwise interleave,
+/// putting the stream out of log order; the one refused starts again from what the other
+/// published. An event another relay has already published is a duplicate JetStream drops before
+/// that check, so relays that jumped to the same place go on together.
+pub async fn publish_after_jump(
+    js: &jetstream::Context,
+    subject: String,
+    publish: Publish,
+    seen: u64,
+) -> anyhow::Result<()> {
+    js.send_publish(subject, publish.expected_last_sequence(seen))
+        .await
+        .context("publishing to JetStream")?
+        .await
+        .context("the JetStream stream changed since the relay looked at it (another relay?)")?;
+    Ok(())
+}
+
 /// Publishes from JetStream's last event onwards; returns Ok only when asked to stop.
 async fn relay_once(
     store: &Arc<dyn EventStore>,
@@ -181,6 +201,8 @@ async fn relay_once(
 ) -> anyhow::Result<()> {
     let mut stream = ensure_events_stream(js, prefix).await?;
     set_retention(js, &stream, keep).await?;
+    // Looked at before the last event, so that a stream moving in between makes it stale, not new.
+    let seen = stream_state(&mut stream).await?.last_sequence;
     let published = last_published(&mut stream).await?;
     let from = match keep {
         Some(keep) => published.max(oldest_kept(store.as_ref(), keep).await?),
@@ -190,6 +212,8 @@ async fn relay_once(
     let mut events = store.subscribe_all(from);
     let mut acks = VecDeque::new();
     let mut previous = from;
+    // After a jump, the first event goes alone and only onto the stream as it was seen.
+    let mut jumped_past = (from > published).then_some(seen);
     loop {
         // Wait for acknowledgements while many are outstanding, or while the log is quiet.
         let next = if acks.len() >= IN_FLIGHT {
@@ -213,8 +237,13 @@ async fn relay_once(
                     .header(POSITION_HEADER, event.position.to_string())
                     .header(PREVIOUS_HEADER, previous.to_string());
                 previous = event.position;
+                let subject = event_subject(prefix, &event);
+                if let Some(seen) = jumped_past.take() {
+                    publish_after_jump(js, subject, publish, seen).await?;
+                    continue;
+                }
                 let ack = js
-                    .send_publish(event_subject(prefix, &event), publish)
+                    .send_publish(subject, publish)
                     .await
                     .context("publishing to JetStream")?;
                 acks.push_back(ack);

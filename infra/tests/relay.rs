@@ -351,3 +351,36 @@ async fn reading_back_events_the_stream_dropped_is_refused() {
         .unwrap();
     assert_eq!(kept, stored[20..].to_vec());
 }
+
+/// The first publish after a relay's jump goes only onto the stream as the relay saw it, so two
+/// relays that jumped from different places cannot interleave; the same event published by a
+/// relay that jumped to the same place is a duplicate and passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jump_publishes_only_onto_the_stream_as_it_was_seen() {
+    let f = Fixture::new().await;
+    append(&f.store, 0, 2).await;
+    let stored = f.store.read_all(0, 10).await.unwrap();
+    let js = jetstream::new(f.client.clone());
+    relay::ensure_events_stream(&js, &f.prefix).await.unwrap();
+    let publish = |event: &RecordedEvent| {
+        let body = serde_json::to_vec(event).unwrap();
+        let publish = jetstream::context::Publish::build()
+            .payload(body.into())
+            .message_id(event.event_id.to_string());
+        (relay::event_subject(&f.prefix, event), publish)
+    };
+    let (subject, first) = publish(&stored[0]);
+    relay::publish_after_jump(&js, subject, first, 0)
+        .await
+        .expect("onto the empty stream it saw");
+    let (subject, second) = publish(&stored[1]);
+    relay::publish_after_jump(&js, subject, second, 0)
+        .await
+        .expect_err("the stream moved since it was seen");
+    let (subject, again) = publish(&stored[0]);
+    relay::publish_after_jump(&js, subject, again, 0)
+        .await
+        .expect("a duplicate passes");
+    let published = f.wait_for(1).await;
+    assert_eq!(published, stored[..1].to_vec(), "only the first, once");
+}

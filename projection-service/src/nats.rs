@@ -117,6 +117,8 @@ async fn follow(
                 let Some(gap) = e.downcast_ref::<StreamGap>().copied() else {
                     return Err(e);
                 };
+                // Its pull request would go on filling a buffer nobody reads meanwhile.
+                drop(feed);
                 checkpoint =
                     catch_up(source.store, checkpoint, gap, announcer, projector, stop).await?;
                 if *stop.borrow() {

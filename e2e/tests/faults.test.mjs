@@ -1,6 +1,7 @@
 // Fault tests of the production topology (E2E_TOPOLOGY=1; skipped all-in-one): kill -9 of the
-// projection-service mid-stream, a projection-service down for longer than the stream keeps events, kill -9 of the command-service with requests in flight, a
-// restart of the NATS server and PostgreSQL going away under running services.
+// projection-service mid-stream, a projection-service down for longer than the stream keeps
+// events, kill -9 of the command-service with requests in flight, a restart of the NATS server
+// (also with its storage lost) and PostgreSQL going away under running services.
 // infra/scripts/topology starts a process that died again, as a process manager would; the tests
 // check what clients and the stores see.
 
@@ -415,8 +416,6 @@ test('a restart of the NATS server: service resumes without restarting the servi
   }
 });
 
-/** The database a postgres:// URL names. */
-const dbName = (url) => decodeURIComponent(new URL(url).pathname.slice(1));
 test('the NATS server back with its storage lost: the relay refills the stream with the newest events, service resumes', { skip }, async () => {
   const server = await startServer({ mail, env: { NATS_PRIVATE: '1', NATS_STREAM_MAX_EVENTS: '20' } });
   try {
@@ -454,6 +453,8 @@ test('the NATS server back with its storage lost: the relay refills the stream w
   }
 });
 
+/** The database a postgres:// URL names. */
+const dbName = (url) => decodeURIComponent(new URL(url).pathname.slice(1));
 const ADMIN_URL = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /**

@@ -8,6 +8,8 @@
 //!
 //!   cargo bench -p projection-service --bench catch_up -- [--events 200000] [--keep 10000]
 //!
+//! (`cargo test` runs it with 5,000 events and a stream of 500.)
+//!
 //! Needs the machine's PostgreSQL (TEST_PG_URL) and NATS (TEST_NATS_URL); its database and stream
 //! are unique to the run and removed afterwards.
 
@@ -24,15 +26,20 @@ use tokio::sync::watch;
 mod common;
 use common::fill;
 
+/// A run that has not relayed or caught up by then is broken, not slow.
+const DEADLINE: Duration = Duration::from_secs(600);
+
 #[tokio::main]
 async fn main() {
     infra::process::init_logging();
+    // `cargo test --all-targets` runs this too, without `--bench`: a small run, as a smoke test.
+    let full = std::env::args().any(|a| a == "--bench");
     let events: usize = bench_arg("events")
         .and_then(|n| n.parse().ok())
-        .unwrap_or(200_000);
+        .unwrap_or(if full { 200_000 } else { 5_000 });
     let keep: u64 = bench_arg("keep")
         .and_then(|n| n.parse().ok())
-        .unwrap_or(10_000);
+        .unwrap_or(if full { 10_000 } else { 500 });
     let keep = (keep > 0).then_some(keep);
     let pg = TempPostgres::create("catch_up_bench").await;
     let store = open_event_store(&pg.url()).await.expect("store");
@@ -62,6 +69,7 @@ async fn main() {
         .expect("stream")
         < head
     {
+        assert!(t.elapsed() < DEADLINE, "not relayed within {DEADLINE:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let on_stream = infra::relay::stream_state(&mut stream)
@@ -90,6 +98,7 @@ async fn main() {
         stopped,
     ));
     while projector.checkpoint().await.expect("checkpoint") < head {
+        assert!(t.elapsed() < DEADLINE, "not caught up within {DEADLINE:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let seconds = t.elapsed().as_secs_f64();

@@ -94,7 +94,7 @@ async fn main() {
         client.clone(),
         prefix.clone(),
         projector.clone(),
-        LazyStore::new(pg.url()),
+        Arc::new(LazyStore::new(pg.url())),
         stopped,
     ));
     while projector.checkpoint().await.expect("checkpoint") < head {

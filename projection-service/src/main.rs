@@ -168,12 +168,21 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     });
     if let Some(url) = &settings.nats_url {
         let client = infra::bus::connect(url).await?;
-        let checks = database.with_nats(client.clone());
+        // The event store is opened only if the stream no longer reaches back to the checkpoint,
+        // and counts for /ready only then.
+        let store = Arc::new(projection_service::nats::LazyStore::new(
+            settings.event_store_url.clone(),
+        ));
+        let checks = database.with_nats(client.clone()).with("event store", {
+            let store = store.clone();
+            move || {
+                let store = store.clone();
+                async move { store.ready().await }
+            }
+        });
         infra::health::serve_if_asked(&settings, checks, stop_rx.clone()).await?;
         tracing::info!(from, "projecting from JetStream");
         let prefix = settings.nats_prefix.clone();
-        // The event store is opened only if the stream no longer reaches back to the checkpoint.
-        let store = projection_service::nats::LazyStore::new(settings.event_store_url.clone());
         let done =
             projection_service::nats::run(client.clone(), prefix, projector, store, stop_rx).await;
         let _ = client.flush().await;

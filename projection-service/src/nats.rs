@@ -8,6 +8,7 @@
 //! projection reads what is missing from the event store, which it opens only then, and goes back
 //! to the stream where it takes over.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -28,6 +29,8 @@ const ENVELOPE_ROOM: usize = 4 * 1024;
 pub struct LazyStore {
     url: String,
     store: OnceCell<Arc<dyn EventStore>>,
+    /// A catch-up needs the store: set when one starts, cleared only when one has finished.
+    needed: AtomicBool,
 }
 
 impl LazyStore {
@@ -36,6 +39,19 @@ impl LazyStore {
         Self {
             url: url.into(),
             store: OnceCell::new(),
+            needed: AtomicBool::new(false),
+        }
+    }
+
+    /// For `/ready`: `false` only while the projection needs the store to catch up and it cannot
+    /// be opened or does not answer. A projection that follows the stream does not depend on it.
+    pub async fn ready(&self) -> bool {
+        if !self.needed.load(Ordering::Relaxed) {
+            return true;
+        }
+        match self.get().await {
+            Ok(store) => store.ping().await.is_ok(),
+            Err(_) => false,
         }
     }
 
@@ -57,13 +73,12 @@ pub async fn run(
     client: async_nats::Client,
     prefix: String,
     projector: Arc<Projector>,
-    store: LazyStore,
+    store: Arc<LazyStore>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let js = jetstream::new(client.clone());
     let name = durable_name(&prefix, CHECKPOINT);
     let subject = applied_subject(&prefix, CHECKPOINT);
-    let store = Arc::new(store);
     infra::process::retry_until_stopped(stop, "the projection", |mut stop| {
         let (js, client, prefix) = (js.clone(), client.clone(), prefix.clone());
         let (name, subject, projector) = (name.clone(), subject.clone(), projector.clone());
@@ -166,7 +181,9 @@ async fn catch_up(
         // this projection can have come from.
         return Err(gap.into());
     }
-    let store = store.get().await?;
+    store.needed.store(true, Ordering::Relaxed);
+    let lazy = store;
+    let store = lazy.get().await?;
     while checkpoint < gap.upto && !*stop.borrow() {
         let events = store
             .read_all(checkpoint, BATCH)
@@ -190,6 +207,7 @@ async fn catch_up(
             .await;
         checkpoint = position;
     }
+    lazy.needed.store(false, Ordering::Relaxed);
     tracing::info!(
         checkpoint,
         "read from the event store; back to the JetStream stream"
@@ -223,5 +241,24 @@ impl Announcer<'_> {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_store_counts_for_readiness_only_while_a_catch_up_needs_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let reachable = LazyStore::new(infra::db::sqlite_url(&dir.path().join("events.db")));
+        // Nothing listens on port 1.
+        let unreachable = LazyStore::new("postgres://postgres@127.0.0.1:1/none");
+        for store in [&reachable, &unreachable] {
+            assert!(store.ready().await, "not needed: ready whatever the store");
+            store.needed.store(true, Ordering::Relaxed);
+        }
+        assert!(reachable.ready().await);
+        assert!(!unreachable.ready().await, "needed and away: not ready");
     }
 }

@@ -509,7 +509,7 @@ async fn over_nats_what_the_stream_dropped_is_read_from_the_event_store() {
         client.clone(),
         prefix.clone(),
         projector.clone(),
-        projection_service::nats::LazyStore::new(store_url),
+        Arc::new(projection_service::nats::LazyStore::new(store_url)),
         stop,
     ));
     let reached = |position| {

@@ -415,7 +415,6 @@ mod tests {
         relay.await.unwrap().unwrap();
     }
 
-    /// Deletes the test's JetStream stream however the test ends.
     #[test]
     fn the_first_announcement_is_delivered_whole_then_each_continues_the_last() {
         let mut d = Deliveries::default();

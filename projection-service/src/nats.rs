@@ -164,7 +164,7 @@ async fn follow(
 /// the gateways; returns the checkpoint reached. Stops early, between two commits, when asked to
 /// stop.
 async fn catch_up(
-    store: &LazyStore,
+    lazy: &LazyStore,
     mut checkpoint: Position,
     gap: StreamGap,
     announcer: Announcer<'_>,
@@ -181,8 +181,7 @@ async fn catch_up(
         // this projection can have come from.
         return Err(gap.into());
     }
-    store.needed.store(true, Ordering::Relaxed);
-    let lazy = store;
+    lazy.needed.store(true, Ordering::Relaxed);
     let store = lazy.get().await?;
     while checkpoint < gap.upto && !*stop.borrow() {
         let events = store
@@ -206,6 +205,10 @@ async fn catch_up(
             .applied(checkpoint, position, &raw, &positions)
             .await;
         checkpoint = position;
+    }
+    if checkpoint < gap.upto {
+        // Stopped half-way: the next start needs the store again.
+        return Ok(checkpoint);
     }
     lazy.needed.store(false, Ordering::Relaxed);
     tracing::info!(

@@ -134,17 +134,16 @@ fn emit(state: &AppState, audience: Audience, event: &'static str, payload: Valu
     }
     let Some(io) = state.io() else { return };
     let rooms: Vec<String> = audience.users.iter().map(user_room).collect();
-    let mut to = io.to(rooms);
-    if let Some(sid) = audience.except {
-        to = to.except(sid);
-    }
     // One socket at a time rather than one broadcast, so that a socket whose buffer is full is
-    // known and disconnected (outbound.rs); the payload is serialized once.
+    // known and disconnected (outbound.rs); the payload is serialized once. The origin is skipped
+    // here rather than through a room of its own, which every socket would have to keep.
     let Some(payload) = outbound::encode(&payload) else {
         return;
     };
-    for socket in to.sockets() {
-        outbound::emit(&socket, event, &payload);
+    for socket in io.to(rooms).sockets() {
+        if Some(socket.id) != audience.except {
+            outbound::emit(&socket, event, &payload);
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use events_schema::{ChatId, Command, UserId};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use socketioxide::extract::{Event, SocketRef, TryData};
+use socketioxide::extract::{Event, SocketRef, State, TryData};
 
 use super::chats;
 use super::outbound;
@@ -70,14 +70,12 @@ type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// work: an idle socket costs what it holds, once.
 pub fn register(
     socket: &SocketRef,
-    state: &AppState,
     user: &SocketUser,
     first: impl Future<Output = bool> + Send + 'static,
 ) {
     let handlers = Arc::new(Handlers {
         // The greeting's worker is running: requests wait for it.
         queue: Serial::working(),
-        state: state.clone(),
         user: user.clone(),
     });
     // Boxed, so the greeting's state is freed once sent instead of sizing the task for its life.
@@ -95,11 +93,12 @@ pub fn register(
         move |socket: SocketRef,
               Event(event): Event,
               TryData(data): TryData<Value>,
+              State(state): State<AppState>,
               reply: Reply| {
             // No payload at all (`emit("fetch-user-details")`) reads as null; each request
             // parser decides whether that is acceptable.
             let payload = data.unwrap_or(Value::Null);
-            handlers.route(&socket, &event, payload, reply);
+            handlers.route(&state, &socket, &event, payload, reply);
             // The work runs on the socket's worker; socketioxide gets a finished future.
             std::future::ready(())
         },
@@ -187,9 +186,10 @@ impl<T> Serial<T> {
     }
 }
 
+/// What a socket keeps while idle. The state is not among it: socketioxide hands it to every
+/// request, and a copy per socket would be a few hundred bytes of every idle socket.
 struct Handlers {
     queue: Serial<Job>,
-    state: AppState,
     user: SocketUser,
 }
 
@@ -202,11 +202,18 @@ impl Handlers {
     }
 
     /// Queues the request for the socket's worker; an event that names no request is ignored.
-    fn route(self: &Arc<Self>, socket: &SocketRef, event: &str, payload: Value, reply: Reply) {
+    fn route(
+        self: &Arc<Self>,
+        state: &AppState,
+        socket: &SocketRef,
+        event: &str,
+        payload: Value,
+        reply: Reply,
+    ) {
         macro_rules! routes {
             ($($name:literal => $handler:path),* $(,)?) => {
                 match event {
-                    $($name => self.enqueue(socket, $name, $handler, payload, reply),)*
+                    $($name => self.enqueue(state, socket, $name, $handler, payload, reply),)*
                     _ => tracing::debug!(event, "an event that names no request: ignored"),
                 }
             };
@@ -237,6 +244,7 @@ impl Handlers {
     /// queue is answered `rate_limited` at once.
     fn enqueue<F, Fut>(
         self: &Arc<Self>,
+        state: &AppState,
         socket: &SocketRef,
         event: &'static str,
         handler: F,
@@ -258,13 +266,13 @@ impl Handlers {
                 return;
             }
         }
-        let Some(taken) = self.state.requests.take() else {
+        let Some(taken) = state.requests.take() else {
             tracing::debug!(event, "a request while the gateway is stopping: refused");
             reply.fail(event, &Failure::stopping());
             return;
         };
         let ctx = Ctx {
-            state: self.state.clone(),
+            state: state.clone(),
             user: self.user.clone(),
             socket: socket.clone(),
         };

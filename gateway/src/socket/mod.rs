@@ -77,8 +77,10 @@ async fn authenticate(
 }
 
 async fn on_connect(socket: SocketRef, State(state): State<AppState>) {
-    let Some(Verdict::Accepted { user, fresh_access }) = socket.extensions.get::<Verdict>() else {
-        let reason = match socket.extensions.get::<Verdict>() {
+    // Taken out, not copied: the handlers keep their own copy of the user, for the socket's life.
+    let verdict = socket.extensions.remove::<Verdict>();
+    let Some(Verdict::Accepted { user, fresh_access }) = verdict else {
+        let reason = match verdict {
             Some(Verdict::Refused(reason)) => reason,
             _ => "not authenticated",
         };
@@ -88,7 +90,6 @@ async fn on_connect(socket: SocketRef, State(state): State<AppState>) {
     };
     socket.join(user_room(&user.user_id));
     socket.join(session_room(&user.session_id));
-    socket.join(socket.id.to_string());
     tracing::debug!(sid = %socket.id, user = %user.user_id, "socket connected");
     let greeting = {
         let (socket, state, user) = (socket.clone(), state.clone(), user.clone());
@@ -110,7 +111,7 @@ async fn on_connect(socket: SocketRef, State(state): State<AppState>) {
     };
     // Handlers are registered before this function returns, so no early client event is lost;
     // they are answered after the greeting.
-    handlers::register(&socket, &state, &user, greeting);
+    handlers::register(&socket, &user, greeting);
 }
 
 impl AppState {

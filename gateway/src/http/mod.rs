@@ -11,7 +11,7 @@ mod health;
 mod sessions;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderMap, HeaderValue, Request, Uri};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -35,20 +35,26 @@ pub fn router() -> Router<AppState> {
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
 }
 
-/// Gives the request its own copy of the URI and the header values.
+/// Gives the request its own copy of the URI and the header values; of a Socket.IO request that may
+/// open a session, only the headers read later.
 ///
 /// hyper parses both as slices of the connection's read buffer (8 KiB, grown to 16 KiB), and
 /// engine.io keeps a session's request parts for as long as the socket is connected, so without
 /// this copy every connected socket would pin that whole buffer after the WebSocket upgrade: about
-/// half of what an idle socket costs. The copy is a few hundred bytes, once per request.
+/// half of what an idle socket costs. The copy is a few hundred bytes, once per request, and for a
+/// session's request (`GET /socket.io/…`) it leaves out every header nothing reads after routing
+/// (`User-Agent`, `Accept-*`, `Sec-WebSocket-Extensions`, …), which the socket would otherwise
+/// keep for its life: about 100 bytes each, besides the values.
 pub fn own_head<B>(req: Request<B>) -> Request<B> {
     let (mut parts, body) = req.into_parts();
     // `Uri: TryFrom<String>` takes the string's own allocation.
     if let Ok(uri) = Uri::try_from(parts.uri.to_string()) {
         parts.uri = uri;
     }
-    let mut headers = HeaderMap::with_capacity(parts.headers.len());
-    for (name, value) in &parts.headers {
+    let session = may_open_session(&parts.method, &parts.uri);
+    let kept = |name: &HeaderName| !session || SESSION_HEADERS.contains(name);
+    let mut headers = HeaderMap::with_capacity(parts.headers.keys().filter(|n| kept(n)).count());
+    for (name, value) in parts.headers.iter().filter(|(n, _)| kept(n)) {
         // `from_bytes` copies; a value it would refuse (hyper accepted it) is kept as it was.
         let owned = match HeaderValue::from_bytes(value.as_bytes()) {
             Ok(mut owned) => {
@@ -61,6 +67,28 @@ pub fn own_head<B>(req: Request<B>) -> Request<B> {
     }
     parts.headers = headers;
     Request::from_parts(parts, body)
+}
+
+/// What is read of a session's request after routing: engine.io's `Sec-WebSocket-Key` (the
+/// upgrade) and `Content-Type` (polling bodies); the handshake's `Cookie` and `Origin` (also the
+/// CORS layer's).
+const SESSION_HEADERS: [HeaderName; 4] = [
+    header::SEC_WEBSOCKET_KEY,
+    header::CONTENT_TYPE,
+    header::COOKIE,
+    header::ORIGIN,
+];
+
+/// A `GET` under `/socket.io` (matched as routing will: the path is lowercased after this): a
+/// WebSocket or a polling open, whose parts engine.io keeps with the session. Preflights and polling
+/// `POST`s are left whole.
+fn may_open_session(method: &Method, uri: &Uri) -> bool {
+    const PREFIX: &str = "/socket.io";
+    method == Method::GET
+        && uri
+            .path()
+            .get(..PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
 }
 
 /// Lowercases the path (not the query) before routing.
@@ -114,8 +142,6 @@ mod tests {
         let req = Request::builder()
             .uri(uri)
             .header("sec-websocket-key", key)
-            .header("x-custom", "a")
-            .header("x-custom", "b")
             .body(())
             .unwrap();
         assert!(
@@ -132,7 +158,51 @@ mod tests {
         assert_eq!(key, "secret-key");
         assert!(key.is_sensitive());
         assert!(!within(key.as_bytes().as_ptr()));
-        let custom: Vec<_> = owned.headers().get_all("x-custom").iter().collect();
-        assert_eq!(custom, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_session_request_keeps_only_the_headers_read_later() {
+        let request = |method: Method, uri: &str| {
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("sec-websocket-key", "k")
+                .header("cookie", "a=1")
+                .header("cookie", "b=2")
+                .header("origin", "http://o.test")
+                .header("user-agent", "ua")
+                .header("x-custom", "a")
+                .header("x-custom", "b")
+                .body(())
+                .unwrap()
+        };
+        let names = |req: &Request<()>| -> Vec<String> {
+            req.headers()
+                .iter()
+                .map(|(name, _)| name.to_string())
+                .collect()
+        };
+
+        let session = own_head(request(
+            Method::GET,
+            "/Socket.IO/?EIO=4&transport=websocket",
+        ));
+        assert_eq!(
+            names(&session),
+            ["sec-websocket-key", "cookie", "cookie", "origin"]
+        );
+        let cookies: Vec<_> = session.headers().get_all("cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+
+        for (method, uri) in [
+            (Method::GET, "/verify?email=a@b.c"),
+            (Method::POST, "/socket.io/?EIO=4&transport=polling&sid=s"),
+            (Method::OPTIONS, "/socket.io/?EIO=4&transport=polling"),
+        ] {
+            let whole = own_head(request(method.clone(), uri));
+            assert_eq!(names(&whole).len(), 7, "{method} {uri} keeps every header");
+            let custom: Vec<_> = whole.headers().get_all("x-custom").iter().collect();
+            assert_eq!(custom, ["a", "b"]);
+        }
     }
 }

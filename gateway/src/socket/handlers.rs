@@ -98,7 +98,7 @@ pub fn register(
             // No payload at all (`emit("fetch-user-details")`) reads as null; each request
             // parser decides whether that is acceptable.
             let payload = data.unwrap_or(Value::Null);
-            handlers.route(&state, &socket, &event, payload, reply);
+            handlers.route(state, &socket, &event, payload, reply);
             // The work runs on the socket's worker; socketioxide gets a finished future.
             std::future::ready(())
         },
@@ -204,7 +204,7 @@ impl Handlers {
     /// Queues the request for the socket's worker; an event that names no request is ignored.
     fn route(
         self: &Arc<Self>,
-        state: &AppState,
+        state: AppState,
         socket: &SocketRef,
         event: &str,
         payload: Value,
@@ -244,7 +244,7 @@ impl Handlers {
     /// queue is answered `rate_limited` at once.
     fn enqueue<F, Fut>(
         self: &Arc<Self>,
-        state: &AppState,
+        state: AppState,
         socket: &SocketRef,
         event: &'static str,
         handler: F,
@@ -272,7 +272,7 @@ impl Handlers {
             return;
         };
         let ctx = Ctx {
-            state: state.clone(),
+            state,
             user: self.user.clone(),
             socket: socket.clone(),
         };

@@ -1,4 +1,4 @@
-// Measurements for the README: the end-to-end latency of signup → verify → login → connect → send
+// Measurements for docs/benchmarks/README.md: the end-to-end latency of signup → verify → login → connect → send
 // → receive, and the memory of the gateway holding N connected sockets (RSS per socket).
 //
 //   cargo build --release -p gateway
@@ -6,7 +6,7 @@
 //   # the production topology (every socket of the fleet on gateway 1):
 //   cargo build --release --workspace && E2E_TOPOLOGY=1 TOPOLOGY_BIN_DIR=../target/release node measure.mjs
 //
-// Prints one JSON document. Timings are wall-clock on this machine, client and server together.
+// Prints one JSON document. Timings are wall-clock, client and server together on one machine.
 
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use command_service::aggregates::chat::Chat;
-use command_service::aggregates::Aggregate;
+use command_service::domain::chat::{Chat, ChatCommand};
+use command_service::domain::Aggregate;
 use command_service::CommandService;
 use criterion::{criterion_group, criterion_main, Criterion};
 use events_schema::events::{MessageFormat, MessageSent, PersonalChatCreated};
@@ -38,6 +38,8 @@ fn message(chat: &ChatId, sender: &UserId, i: usize) -> DomainEvent {
         content: Content::parse(&format!("message {i}")).unwrap(),
         format: MessageFormat::Text,
         client_id: None,
+        reply_to: None,
+        attachments: Vec::new(),
     }
     .into()
 }
@@ -80,6 +82,8 @@ fn send(chat: &ChatId, sender: &UserId) -> CommandEnvelope {
             kind: ChatKind::Personal,
             content: Content::parse("bench").unwrap(),
             client_id: None,
+            reply_to: None,
+            attachments: Vec::new(),
         },
     }
 }
@@ -164,23 +168,21 @@ fn decision_only(c: &mut Criterion) {
         }
         state
     };
-    let content = Content::parse("bench").unwrap();
+    let send = ChatCommand::Send {
+        kind: ChatKind::Personal,
+        sender: a.clone(),
+        content: Content::parse("bench").unwrap(),
+        client_id: None,
+        reply_to: None,
+        message_id: MessageId::generate(),
+        attachments: Vec::new(),
+    };
     let mut group = c.benchmark_group("send_personal_message_decision");
     for (name, state) in [
         ("empty_chat", state_with(0)),
         ("chat_with_100k_messages", state_with(BIG)),
     ] {
-        group.bench_function(name, |bench| {
-            bench.iter(|| {
-                state.send(
-                    ChatKind::Personal,
-                    &a,
-                    &content,
-                    None,
-                    MessageId::generate(),
-                )
-            })
-        });
+        group.bench_function(name, |bench| bench.iter(|| state.decide(&send)));
     }
     group.finish();
 }

@@ -1,11 +1,13 @@
 //! The command-service: commands in, decisions out.
 //!
-//! A command is decided by a pure function against its aggregate's state ([`aggregates`]); the
-//! resulting events are appended with the version the decision saw ([`service`]). State is cached
-//! per stream and caught up from its last version, so deciding never replays a chat's history.
+//! A command is decided by a pure function against its aggregate's state ([`domain`]); the
+//! resulting events are appended with the version the decision saw ([`app`]). State is cached per
+//! stream and caught up from its last version, so deciding never replays a chat's history. Other
+//! processes send commands over NATS ([`transport`]); the all-in-one server calls
+//! [`CommandService::handle`] in-process.
 
-pub mod aggregates;
-pub mod nats;
-pub mod service;
+pub mod app;
+pub mod domain;
+pub mod transport;
 
-pub use service::CommandService;
+pub use app::CommandService;

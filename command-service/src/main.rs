@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use command_service::CommandService;
-use infra::config::Settings;
+use infra::config::{program, CommandLineError, Settings};
 use infra::event_store::open_event_store;
 use infra::health::Checks;
 use tokio::sync::watch;
@@ -20,14 +20,26 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    infra::process::init_logging();
-    let settings = match Settings::from_env() {
+    let command = program(
+        "command-service",
+        env!("CARGO_PKG_VERSION"),
+        "Decides the chat's commands sent over NATS (NATS_URL), appending to the event store \
+         (EVENT_STORE_URL), and relays every stored event onto JetStream.",
+    );
+    // Before logging starts, so that RUST_LOG in .env counts.
+    let settings = match Settings::from_command_line(command) {
         Ok(s) => s,
-        Err(e) => {
+        Err(CommandLineError::Usage(e)) => e.exit(),
+        Err(CommandLineError::Setting(e)) => {
             eprintln!("command-service: bad setting: {e}");
             return ExitCode::from(2);
         }
     };
+    infra::telemetry::init_logging(settings.telemetry.log_format);
+    if let Err(e) = infra::telemetry::install(settings.telemetry.metrics) {
+        eprintln!("command-service: metrics: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let Some(nats_url) = settings.nats_url.clone() else {
         eprintln!(
             "command-service: NATS_URL is not set, so there is nothing to serve; the all-in-one server \
@@ -56,13 +68,7 @@ async fn serve(settings: Settings, nats_url: &str) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     let checks = Checks::default()
-        .with("event store", {
-            let store = store.clone();
-            move || {
-                let store = store.clone();
-                async move { store.ping().await.is_ok() }
-            }
-        })
+        .with_event_store("event store", store.clone())
         .with_nats(client.clone());
     infra::health::serve_if_asked(&settings, checks, stop.clone()).await?;
     // Every stored event onto JetStream, from the log itself (several instances may relay at once:
@@ -74,8 +80,9 @@ async fn serve(settings: Settings, nats_url: &str) -> anyhow::Result<()> {
         settings.nats_stream_max_events,
         stop.clone(),
     ));
-    let service = Arc::new(CommandService::new(store));
-    let served = command_service::nats::serve(service, client, &settings.nats_prefix, stop).await;
+    let service = Arc::new(CommandService::new(store).with_edit_window(settings.edit_window));
+    let served =
+        command_service::transport::nats::serve(service, client, &settings.nats_prefix, stop).await;
     match tokio::time::timeout(std::time::Duration::from_secs(2), relay).await {
         Ok(Ok(Err(e))) => {
             tracing::warn!(error = %format!("{e:#}"), "event relay stopped with an error")

@@ -62,6 +62,7 @@ fn send(user: &UserId, text: &str, client_id: Option<&str>) -> CommandEnvelope {
         Command::SendSelfMessage {
             content: Content::parse(text).unwrap(),
             client_id: client_id.map(|c| ClientId::parse(c).unwrap()),
+            attachments: Vec::new(),
         },
     )
 }
@@ -123,6 +124,7 @@ async fn refusals_write_nothing() {
         Command::SendSelfMessage {
             content: Content::parse("hi").unwrap(),
             client_id: None,
+            attachments: Vec::new(),
         },
     );
     assert!(matches!(

@@ -9,8 +9,9 @@ use events_schema::{
     ChatId, Command, CommandEnvelope, CommandOutcome, Content, RefusalCode, UserId, UserName,
 };
 use futures::StreamExt;
-use infra::bus::{command_subject, NatsCommands, COMMANDS_IN_FLIGHT};
+use infra::bus::{NatsCommands, COMMANDS_IN_FLIGHT};
 use infra::event_store::open_event_store;
+use infra::subjects::{command_queue, commands as command_subject};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -35,7 +36,7 @@ async fn instance(prefix: &str) -> Instance {
     let client = client().await;
     let prefix = prefix.to_owned();
     let task = tokio::spawn(async move {
-        command_service::nats::serve(service, client, &prefix, stopped).await
+        command_service::transport::nats::serve(service, client, &prefix, stopped).await
     });
     // The subscription is made by the serving task; give it a moment to reach the server.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -78,6 +79,7 @@ async fn commands_are_decided_by_a_command_service_over_nats() {
     let send = Command::SendSelfMessage {
         content: Content::parse("over nats").unwrap(),
         client_id: None,
+        attachments: Vec::new(),
     };
     match commands.dispatch(&envelope(&user, send)).await {
         CommandOutcome::Accepted(a) => {
@@ -91,6 +93,7 @@ async fn commands_are_decided_by_a_command_service_over_nats() {
     let send = Command::SendSelfMessage {
         content: Content::parse("x").unwrap(),
         client_id: None,
+        attachments: Vec::new(),
     };
     match commands.dispatch(&envelope(&stranger, send)).await {
         CommandOutcome::Refused { code, .. } => assert_eq!(code, RefusalCode::NotFound),
@@ -264,7 +267,7 @@ async fn answer_with_correlation_ids(
 async fn stand_in(prefix: &str) -> (async_nats::Client, async_nats::Subscriber) {
     let nats = client().await;
     let requests = nats
-        .queue_subscribe(command_subject(prefix), infra::bus::command_queue(prefix))
+        .queue_subscribe(command_subject(prefix), command_queue(prefix))
         .await
         .unwrap();
     nats.flush().await.unwrap();
@@ -345,6 +348,7 @@ async fn a_batch_is_answered_in_order_with_an_unreadable_command_refused_in_its_
         Command::SendSelfMessage {
             content: Content::parse("x").unwrap(),
             client_id: None,
+            attachments: Vec::new(),
         },
     );
     let body = format!(
@@ -414,6 +418,7 @@ async fn many_concurrent_commands_each_get_their_own_outcome_from_the_service() 
             let send = Command::SendSelfMessage {
                 content: Content::parse("mine").unwrap(),
                 client_id: None,
+                attachments: Vec::new(),
             };
             (
                 user.clone(),

@@ -287,7 +287,15 @@ export function socketFor(server, options = {}) {
   const events = [];
   const waiters = [];
   socket.onAny((event, ...args) => {
-    events.push({ event, payload: args[0] });
+    // A delivery's `Seq` (docs/api.md, "Catch-up") is kept beside its payload, so that tests of
+    // the original events compare the original's fields; sync.test.mjs reads it there.
+    const payload = args[0];
+    if (payload && typeof payload === 'object' && !Array.isArray(payload) && typeof payload.Seq === 'string') {
+      const { Seq: seq, ...fields } = payload;
+      events.push({ event, payload: fields, seq });
+    } else {
+      events.push({ event, payload });
+    }
     for (const w of [...waiters]) w();
   });
   socket.on('disconnect', (reason) => {

@@ -1,4 +1,4 @@
-// PROTOCOL.md §1–§2 through the real binary: sign-up mail over real SMTP, verification, login,
+// docs/api.md "HTTP" through the real binary: sign-up mail over real SMTP, verification, login,
 // resend, and the failure rules a client sees.
 
 import { test, before, after } from 'node:test';

@@ -1,4 +1,4 @@
-// PROTOCOL.md §3.3, personal chats and groups, through the real binary with socket.io-client:
+// docs/api.md "Personal chats" and "Groups", through the real binary with socket.io-client:
 // every row, its deliveries to exactly the right sockets, and every refusal.
 
 import { test, before, after } from 'node:test';
@@ -187,7 +187,10 @@ test('a socket that stops reading is disconnected when its send buffer fills, ne
   assert.equal(count(b.s, 'receive-personal-message'), total);
 
   tcp.resume();
-  assert.equal(await slow.waitFor('disconnect', { timeoutMs: 30000 }), 'io server disconnect');
+  // The server ends it: with a DISCONNECT once one fits in what the client reads again, or, when
+  // the stall outlasted the heartbeat (a slow machine sending the 2,400), by closing the transport.
+  const reason = await slow.waitFor('disconnect', { timeoutMs: 30000 });
+  assert.ok(['io server disconnect', 'transport close'].includes(reason), reason);
   // What the slow socket did get is the conversation up to the first packet that did not fit,
   // in order, and nothing after it: no gap is hidden from its client.
   const got = slow.events.filter((e) => e.event === 'receive-personal-message').map((e) => e.payload.Content);
@@ -362,7 +365,7 @@ test('change-admin and leave-grp: the admin cannot leave until they hand over', 
   assert.equal((await admin.s.waitFor('group-left-success')).GroupId, g);
   for (const p of [b, c]) {
     const told = await p.s.waitFor('user-left-grp');
-    assert.deepEqual([told.GroupId, told.User], [g, admin.name]);
+    assert.deepEqual([told.GroupId, told.User, told.UserName], [g, admin.userId, admin.name]);
   }
   assert.equal((await admin.s.request('send-group-message', { GroupId: g, Content: 'x' })).code, 'forbidden');
   closeAll(admin, b, c, outsider);

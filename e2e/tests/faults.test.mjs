@@ -138,7 +138,7 @@ test('SIGTERM of the command-service with requests in flight: it drains, exits, 
     await eventually('some commands answered', () => answered() >= 60, 30000);
     const pid = pidOf(server, 'command-service');
     const answeredAtSignal = answered();
-    // PROTOCOL.md §1: SIGTERM drains within 10 s.
+    // docs/operations.md "Health and shutdown": SIGTERM drains within 10 s.
     const gone = await terminate(pid);
     assert.ok(gone < 10000, `the command-service took ${gone} ms to stop`);
     await eventually('command-service restarted', () => pidOf(server, 'command-service') !== pid);

@@ -1,4 +1,4 @@
-// PROTOCOL.md §3.1–§3.2 through the real binary: the three credential sources, refresh on
+// docs/api.md "Handshake" through the real binary: the three credential sources, refresh on
 // connect, auth-failure, the Origin rule, the on-connect events in order, and sessions ending.
 
 import { test, before, after } from 'node:test';
@@ -10,7 +10,7 @@ let mail, server;
 before(async () => ({ mail, server } = await startShared()));
 after(() => stopShared({ mail, server }));
 
-const ON_CONNECT = ['connect', 'user-id', 'personal-chat-list', 'group-chat-list'];
+const ON_CONNECT = ['connect', 'user-id', 'personal-chat-list', 'group-chat-list', 'presence'];
 
 function assertRefused(socket) {
   const names = socket.names().filter((n) => n !== 'connect');
@@ -30,11 +30,12 @@ test('access token in the auth payload: the on-connect events in order', async (
   const user = await verifiedUser(server, mail);
   const socket = socketFor(server, { auth: { accessToken: user.accessToken } });
   socket.on('connect', () => socket.events.push({ event: 'connect' }));
-  await socket.waitFor('group-chat-list');
+  await socket.waitFor('presence');
   assert.deepEqual(socket.names(), ON_CONNECT);
   assert.deepEqual(socket.events.find((e) => e.event === 'user-id').payload, { userId: user.userId, userName: user.name });
   assert.deepEqual(socket.events.find((e) => e.event === 'personal-chat-list').payload, { PersonalChatList: [] });
   assert.deepEqual(socket.events.find((e) => e.event === 'group-chat-list').payload, { GroupChatList: [] });
+  assert.deepEqual(socket.events.find((e) => e.event === 'presence').payload, { Users: [] });
   socket.close();
 });
 
@@ -43,7 +44,7 @@ test('a request sent the moment the socket connects is answered after the on-con
   const socket = socketFor(server, { auth: { accessToken: user.accessToken } });
   socket.on('connect', () => socket.emit('fetch-user-details', {}));
   await socket.waitFor('user-details');
-  assert.deepEqual(socket.names(), ['user-id', 'personal-chat-list', 'group-chat-list', 'user-details']);
+  assert.deepEqual(socket.names(), ['user-id', 'personal-chat-list', 'group-chat-list', 'presence', 'user-details']);
   socket.close();
 });
 
@@ -110,9 +111,9 @@ test('an expired access token with a valid refresh token: access-token first, re
     await sleep(2100);
     for (let i = 0; i < 2; i++) {
       const socket = socketFor(short, { auth: { accessToken: user.accessToken, refreshToken: user.refreshToken } });
-      await socket.waitFor('group-chat-list');
+      await socket.waitFor('presence');
       const order = socket.names();
-      assert.deepEqual(order, ['access-token', 'user-id', 'personal-chat-list', 'group-chat-list']);
+      assert.deepEqual(order, ['access-token', 'user-id', 'personal-chat-list', 'group-chat-list', 'presence']);
       const fresh = socket.events[0].payload.accessToken;
       assert.notEqual(fresh, user.accessToken);
       socket.close();

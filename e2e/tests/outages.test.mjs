@@ -205,8 +205,11 @@ test('a process whose backend is unreachable at start names it and exits non-zer
       });
     });
   try {
-    const noNats = { NATS_URL: 'nats://127.0.0.1:1', EVENT_STORE_URL: pg.url, DATABASE_URL: pg.url };
-    const noPg = { NATS_URL: 'nats://127.0.0.1:4222', EVENT_STORE_URL: 'postgres://postgres@127.0.0.1:1/x', DATABASE_URL: 'postgres://postgres@127.0.0.1:1/x' };
+    // A gateway in the topology refuses to start without a shared AUTH_SECRET; give it one so the
+    // unreachable backend is what it names.
+    const secret = { AUTH_SECRET: 'outages-test-secret-0123456789abcdef' };
+    const noNats = { ...secret, NATS_URL: 'nats://127.0.0.1:1', EVENT_STORE_URL: pg.url, DATABASE_URL: pg.url };
+    const noPg = { ...secret, NATS_URL: 'nats://127.0.0.1:4222', EVENT_STORE_URL: 'postgres://postgres@127.0.0.1:1/x', DATABASE_URL: 'postgres://postgres@127.0.0.1:1/x' };
     for (const bin of ['command-service', 'projection-service', 'gateway']) {
       const nats = await run(bin, noNats);
       assert.notEqual(nats.code, 0, `${bin} without NATS exited 0`);

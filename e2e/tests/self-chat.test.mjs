@@ -1,5 +1,5 @@
-// PROTOCOL.md §3.3 "Account and search" and "Self chat" rows through the real binary, with every
-// failure rule answered by acknowledgement or by request-failed; and survival of a restart.
+// docs/api.md "Requests": the account, search and self-chat rows through the real binary, with
+// every failure rule answered by acknowledgement or by request-failed; and survival of a restart.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,9 +15,10 @@ test('fetch-user-details answers user-details and the ack', async () => {
   const user = await verifiedUser(server, mail);
   const socket = await connected(server, user);
   const ack = await socket.request('fetch-user-details', {});
-  assert.deepEqual(ack, { success: 1, Name: user.name, Email: user.email.toLowerCase(), Id: user.userId });
+  // `Sessions` (docs/api.md, "Accounts"): the verification's session is the only one open.
+  assert.deepEqual(ack, { success: 1, Name: user.name, Email: user.email.toLowerCase(), Id: user.userId, Sessions: 1 });
   const event = await socket.waitFor('user-details');
-  assert.deepEqual(event, { Name: user.name, Email: user.email.toLowerCase(), Id: user.userId });
+  assert.deepEqual(event, { Name: user.name, Email: user.email.toLowerCase(), Id: user.userId, Sessions: 1 });
   // Clients that pass no payload and no callback keep working.
   const mark = socket.events.length;
   socket.emit('fetch-user-details');
@@ -99,7 +100,9 @@ test('fetch-self-chat: read-your-writes, newest first, Limit, Before and HasMore
     assert.deepEqual(Object.keys(m).sort(), ['Content', 'Timestamp', '_id']);
     assert.match(m.Timestamp, ISO_MS);
   }
-  assert.deepEqual(await socket.waitFor('self-chat'), { Messages: all.Messages, Name: all.Name, HasMore: false });
+  // Receipts: the owner has read, and so received, every note they wrote.
+  const receipts = { [user.userId]: { Delivered: ids[6], Read: ids[6] } };
+  assert.deepEqual(await socket.waitFor('self-chat'), { Messages: all.Messages, Name: all.Name, HasMore: false, Receipts: receipts });
 
   const first = await socket.request('fetch-self-chat', { Limit: 3 });
   assert.deepEqual(first.Messages.map((m) => m._id), [ids[6], ids[5], ids[4]]);

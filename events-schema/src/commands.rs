@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::emoji::Emoji;
 use crate::envelope::Position;
+use crate::events::AttachmentShared;
 use crate::ids::{ChatId, MessageId, UserId};
 use crate::values::{ClientId, Content, Description, GroupName, UserName};
 
@@ -39,6 +41,9 @@ pub enum Command {
     SendSelfMessage {
         content: Content,
         client_id: Option<ClientId>,
+        /// Files the sender uploaded, checked by the gateway before it sends the command.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<AttachmentShared>,
     },
     /// The one personal chat of the acting user and `partner` (created if it does not exist).
     #[serde(rename_all = "camelCase")]
@@ -58,10 +63,47 @@ pub enum Command {
         kind: ChatKind,
         content: Content,
         client_id: Option<ClientId>,
+        /// A message of the same chat this one answers. Absent in commands from before replies.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<MessageId>,
+        /// Files the sender uploaded, checked by the gateway before it sends the command.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<AttachmentShared>,
     },
-    /// The acting user has read everything in the chat so far.
+    /// The sender changes the text of their message.
     #[serde(rename_all = "camelCase")]
-    MarkRead { chat_id: ChatId, kind: ChatKind },
+    EditMessage {
+        chat_id: ChatId,
+        message_id: MessageId,
+        content: Content,
+    },
+    /// The sender, or a group's admin, deletes a message.
+    #[serde(rename_all = "camelCase")]
+    DeleteMessage {
+        chat_id: ChatId,
+        message_id: MessageId,
+    },
+    /// The acting user reacts to a message with `emoji` (`on`), or takes the reaction back.
+    #[serde(rename_all = "camelCase")]
+    React {
+        chat_id: ChatId,
+        message_id: MessageId,
+        emoji: Emoji,
+        on: bool,
+    },
+    /// The acting user has read everything in the chat so far, or up to `up_to`.
+    #[serde(rename_all = "camelCase")]
+    MarkRead {
+        chat_id: ChatId,
+        kind: ChatKind,
+        /// Read up to this message only (never back); absent: everything so far. Absent in
+        /// commands from before receipts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        up_to: Option<MessageId>,
+    },
+    /// The acting user's devices have received the chat up to `up_to` (never back).
+    #[serde(rename_all = "camelCase")]
+    MarkDelivered { chat_id: ChatId, up_to: MessageId },
     /// The admin adds a member.
     #[serde(rename_all = "camelCase")]
     AddMember { chat_id: ChatId, member: UserId },
@@ -77,6 +119,12 @@ pub enum Command {
     /// The admin deletes a group.
     #[serde(rename_all = "camelCase")]
     DeleteGroup { chat_id: ChatId },
+    /// The acting user shows themselves to their contacts as online (`visible`) or hides.
+    #[serde(rename_all = "camelCase")]
+    SetPresenceVisibility { visible: bool },
+    /// The acting (verified) user changes their name.
+    #[serde(rename_all = "camelCase")]
+    ChangeName { name: UserName },
 }
 
 /// Which kind of chat a request names (a personal-chat event with a group id is refused).
@@ -99,11 +147,17 @@ impl Command {
             Command::CreateGroup { .. } => "create_group",
             Command::SendMessage { .. } => "send_message",
             Command::MarkRead { .. } => "mark_read",
+            Command::MarkDelivered { .. } => "mark_delivered",
             Command::AddMember { .. } => "add_member",
             Command::KickMember { .. } => "kick_member",
             Command::ChangeAdmin { .. } => "change_admin",
             Command::LeaveGroup { .. } => "leave_group",
             Command::DeleteGroup { .. } => "delete_group",
+            Command::EditMessage { .. } => "edit_message",
+            Command::DeleteMessage { .. } => "delete_message",
+            Command::React { .. } => "react",
+            Command::SetPresenceVisibility { .. } => "set_presence_visibility",
+            Command::ChangeName { .. } => "change_name",
         }
     }
 }
@@ -177,6 +231,7 @@ mod tests {
             command: Command::SendSelfMessage {
                 content: Content::parse("hello").unwrap(),
                 client_id: None,
+                attachments: Vec::new(),
             },
         };
         let json = serde_json::to_string(&cmd).unwrap();

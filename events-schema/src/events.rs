@@ -11,6 +11,10 @@ use crate::envelope::{EventMetadata, NewEvent, RecordedEvent};
 use crate::ids::{ChatId, MessageId, UserId};
 use crate::values::{ClientId, Content, UserName};
 
+mod changes;
+
+pub use changes::{MessageDeleted, MessageEdited, ReactionAdded, ReactionRemoved};
+
 /// A user signed up (the account itself, with its secrets, lives outside the log).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -32,6 +36,15 @@ pub struct UserRenamed {
 #[serde(rename_all = "camelCase")]
 pub struct UserVerified {
     pub user_id: UserId,
+}
+
+/// A user chose whether their contacts see them online (a preference, so it is kept in the log;
+/// being online is not).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceVisibilitySet {
+    pub user_id: UserId,
+    pub visible: bool,
 }
 
 /// A user's notes-to-self chat came to be; its id is the user's id.
@@ -67,6 +80,8 @@ pub struct GroupCreated {
 /// the envelope's stream `version`.
 ///
 /// Schema version 2 added `format` (version 1 messages were all plain text: see [`upcast`]).
+/// `replyTo` came later as an optional field of version 2: a payload without it is a message that
+/// replies to nothing, so every message stored before still decodes as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageSent {
@@ -79,6 +94,25 @@ pub struct MessageSent {
     pub format: MessageFormat,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<ClientId>,
+    /// The message of the same chat this one answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<MessageId>,
+    /// Files the sender uploaded and shared with the chat in this message. Optional within
+    /// version 2 like `replyTo`: absent means none, and it is left out when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentShared>,
+}
+
+/// A file shared in a message: what the chat's members see of it. The bytes stay in the file
+/// store under `fileId`; the rest is copied here when the message is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentShared {
+    pub file_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub size: u64,
+    pub content_type: String,
 }
 
 /// How a message's content is to be read.
@@ -139,6 +173,17 @@ pub struct MessageRead {
     pub chat_id: ChatId,
     pub reader: UserId,
     /// The stream version of the last message read.
+    pub up_to_version: u64,
+}
+
+/// A member's delivered pointer moved forward: their devices have received the chat up to and
+/// including a message (one event however many messages it passes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessagesDelivered {
+    pub chat_id: ChatId,
+    pub reader: UserId,
+    /// The stream version of the last message delivered.
     pub up_to_version: u64,
 }
 
@@ -282,6 +327,12 @@ catalogue! {
     MemberRemoved => 1,
     AdminChanged => 1,
     GroupDeleted => 1,
+    MessageEdited => 1,
+    MessageDeleted => 1,
+    ReactionAdded => 1,
+    ReactionRemoved => 1,
+    MessagesDelivered => 1,
+    PresenceVisibilitySet => 1,
 }
 
 impl DomainEvent {
@@ -307,7 +358,8 @@ impl DomainEvent {
         match self {
             DomainEvent::UserRegistered(_)
             | DomainEvent::UserRenamed(_)
-            | DomainEvent::UserVerified(_) => None,
+            | DomainEvent::UserVerified(_)
+            | DomainEvent::PresenceVisibilitySet(_) => None,
             DomainEvent::SelfChatCreated(e) => Some(&e.chat_id),
             DomainEvent::PersonalChatCreated(e) => Some(&e.chat_id),
             DomainEvent::GroupCreated(e) => Some(&e.chat_id),
@@ -317,6 +369,11 @@ impl DomainEvent {
             DomainEvent::MemberRemoved(e) => Some(&e.chat_id),
             DomainEvent::AdminChanged(e) => Some(&e.chat_id),
             DomainEvent::GroupDeleted(e) => Some(&e.chat_id),
+            DomainEvent::MessageEdited(e) => Some(&e.chat_id),
+            DomainEvent::MessageDeleted(e) => Some(&e.chat_id),
+            DomainEvent::ReactionAdded(e) => Some(&e.chat_id),
+            DomainEvent::ReactionRemoved(e) => Some(&e.chat_id),
+            DomainEvent::MessagesDelivered(e) => Some(&e.chat_id),
         }
     }
 }
@@ -324,6 +381,7 @@ impl DomainEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::emoji::Emoji;
 
     #[test]
     fn version_1_messages_load_upcast_to_plain_text() {
@@ -386,6 +444,41 @@ mod tests {
                 content: Content::parse("hi").unwrap(),
                 format: MessageFormat::Text,
                 client_id: None,
+                reply_to: Some(MessageId::parse("m0").unwrap()),
+                attachments: Vec::new(),
+            }
+            .into(),
+            MessageEdited {
+                chat_id: c.clone(),
+                message_id: MessageId::parse("m1").unwrap(),
+                editor: u.clone(),
+                content: Content::parse("hi again").unwrap(),
+            }
+            .into(),
+            ReactionAdded {
+                chat_id: c.clone(),
+                message_id: MessageId::parse("m1").unwrap(),
+                user_id: u.clone(),
+                emoji: Emoji::parse("👍").unwrap(),
+            }
+            .into(),
+            ReactionRemoved {
+                chat_id: c.clone(),
+                message_id: MessageId::parse("m1").unwrap(),
+                user_id: u.clone(),
+                emoji: Emoji::parse("👍").unwrap(),
+            }
+            .into(),
+            MessageDeleted {
+                chat_id: c.clone(),
+                message_id: MessageId::parse("m1").unwrap(),
+                deleted_by: u.clone(),
+            }
+            .into(),
+            MessagesDelivered {
+                chat_id: c.clone(),
+                reader: u.clone(),
+                up_to_version: 3,
             }
             .into(),
             MemberRemoved {
@@ -415,6 +508,8 @@ mod tests {
             content: Content::parse("hi").unwrap(),
             format: MessageFormat::Text,
             client_id: Some(ClientId::parse("k").unwrap()),
+            reply_to: None,
+            attachments: Vec::new(),
         }
         .into();
         assert_eq!(
@@ -435,6 +530,21 @@ mod tests {
     }
 
     #[test]
+    fn presence_visibility_has_a_stable_shape() {
+        let hidden: DomainEvent = PresenceVisibilitySet {
+            user_id: UserId::parse("u1").unwrap(),
+            visible: false,
+        }
+        .into();
+        assert_eq!(hidden.payload(), r#"{"userId":"u1","visible":false}"#);
+        assert_eq!(hidden.event_type(), "PresenceVisibilitySet");
+        assert_eq!(hidden.schema_version(), 1);
+        assert_eq!(hidden.chat_id(), None);
+        let back = DomainEvent::decode("PresenceVisibilitySet", 1, &hidden.payload()).unwrap();
+        assert_eq!(back, hidden);
+    }
+
+    #[test]
     fn unknown_types_and_versions_are_refused() {
         assert!(matches!(
             DomainEvent::decode("Nope", 1, "{}"),
@@ -448,6 +558,99 @@ mod tests {
             DomainEvent::decode("UserVerified", 1, "[]"),
             Err(DecodeError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn messages_stored_before_replies_existed_still_load() {
+        // A version 2 MessageSent exactly as stored before `replyTo` was added.
+        let stored = r#"{"chatId":"c1","messageId":"m1","senderId":"u1","content":"hi","format":"text","clientId":"k"}"#;
+        let Ok(DomainEvent::MessageSent(sent)) = DomainEvent::decode("MessageSent", 2, stored)
+        else {
+            panic!("a message stored before replies does not load");
+        };
+        assert_eq!(sent.reply_to, None);
+        assert_eq!(sent.content.as_str(), "hi");
+        // Written again, it is the same bytes: no `replyTo: null` appears in old messages' shape.
+        assert_eq!(DomainEvent::MessageSent(sent).payload(), stored);
+    }
+
+    #[test]
+    fn attachments_are_optional_and_round_trip() {
+        let stored =
+            r#"{"chatId":"c1","messageId":"m1","senderId":"u1","content":"hi","format":"text"}"#;
+        let Ok(DomainEvent::MessageSent(sent)) = DomainEvent::decode("MessageSent", 2, stored)
+        else {
+            panic!("a message stored before attachments does not load");
+        };
+        assert!(sent.attachments.is_empty());
+        assert_eq!(DomainEvent::MessageSent(sent).payload(), stored);
+
+        let with = r#"{"chatId":"c1","messageId":"m1","senderId":"u1","content":"hi","format":"text","attachments":[{"fileId":"f1","name":"a.png","size":3,"contentType":"image/png"},{"fileId":"f2","size":0,"contentType":"text/plain"}]}"#;
+        let Ok(DomainEvent::MessageSent(sent)) = DomainEvent::decode("MessageSent", 2, with) else {
+            panic!("a message with attachments does not load");
+        };
+        assert_eq!(sent.attachments.len(), 2);
+        assert_eq!(sent.attachments[0].name.as_deref(), Some("a.png"));
+        assert_eq!(sent.attachments[1].name, None);
+        assert_eq!(DomainEvent::MessageSent(sent).payload(), with);
+    }
+
+    #[test]
+    fn changes_to_messages_have_a_stable_shape() {
+        let (c, m, u) = (
+            ChatId::parse("c1").unwrap(),
+            MessageId::parse("m1").unwrap(),
+            UserId::parse("u1").unwrap(),
+        );
+        let reply: DomainEvent = MessageSent {
+            chat_id: c.clone(),
+            message_id: MessageId::parse("m2").unwrap(),
+            sender_id: u.clone(),
+            content: Content::parse("yes").unwrap(),
+            format: MessageFormat::Text,
+            client_id: None,
+            reply_to: Some(m.clone()),
+            attachments: Vec::new(),
+        }
+        .into();
+        assert_eq!(
+            reply.payload(),
+            r#"{"chatId":"c1","messageId":"m2","senderId":"u1","content":"yes","format":"text","replyTo":"m1"}"#
+        );
+        let edited: DomainEvent = MessageEdited {
+            chat_id: c.clone(),
+            message_id: m.clone(),
+            editor: u.clone(),
+            content: Content::parse("new").unwrap(),
+        }
+        .into();
+        assert_eq!(
+            edited.payload(),
+            r#"{"chatId":"c1","messageId":"m1","editor":"u1","content":"new"}"#
+        );
+        let deleted: DomainEvent = MessageDeleted {
+            chat_id: c.clone(),
+            message_id: m.clone(),
+            deleted_by: u.clone(),
+        }
+        .into();
+        assert_eq!(
+            deleted.payload(),
+            r#"{"chatId":"c1","messageId":"m1","deletedBy":"u1"}"#
+        );
+        let reacted: DomainEvent = ReactionAdded {
+            chat_id: c,
+            message_id: m,
+            user_id: u,
+            emoji: Emoji::parse("🎉").unwrap(),
+        }
+        .into();
+        assert_eq!(
+            reacted.payload(),
+            r#"{"chatId":"c1","messageId":"m1","userId":"u1","emoji":"🎉"}"#
+        );
+        assert_eq!(reacted.event_type(), "ReactionAdded");
+        assert_eq!(reacted.schema_version(), 1);
     }
 
     #[test]

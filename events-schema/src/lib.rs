@@ -8,6 +8,7 @@
 //! The JSON shape of each is documented in `docs/events.md` and pinned by round-trip tests.
 
 pub mod commands;
+pub mod emoji;
 pub mod envelope;
 pub mod events;
 pub mod fixtures;
@@ -16,6 +17,7 @@ pub mod streams;
 pub mod values;
 
 pub use commands::{Accepted, ChatKind, Command, CommandEnvelope, CommandOutcome, RefusalCode};
+pub use emoji::Emoji;
 pub use envelope::{EventMetadata, NewEvent, Position, RecordedEvent};
 pub use events::{DecodeError, DomainEvent};
 pub use ids::{ChatId, MessageId, UserId};

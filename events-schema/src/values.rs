@@ -1,4 +1,11 @@
 //! Values that can only be built valid ("parse, don't validate").
+//!
+//! Text rules (docs/api.md, "Text"): message content and group descriptions refuse NUL and every
+//! other C0 control character except tab, line feed and carriage return, on every backend
+//! (PostgreSQL text cannot hold NUL at all). DEL and the C1 controls are stored as sent there: the
+//! protocol admits them and every backend holds them. Names (of users and groups) are one line of
+//! display text and stay stricter: they refuse every control character (`char::is_control`: C0,
+//! DEL and C1), tab and line breaks included.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -18,12 +25,34 @@ pub enum ValueError {
     BadDescription,
     #[error("client id must be 1 to 64 characters")]
     BadClientId,
+    /// NUL or another control character the field does not allow (see [`is_refused_control`]).
+    #[error("{field} must not contain control characters")]
+    ControlCharacters { field: &'static str },
     #[error("malformed id")]
     MalformedId,
 }
 
-/// Message content: at most [`Content::MAX_CHARS`] characters and not blank after trimming.
-/// The text is stored as sent (not trimmed); only the check trims.
+/// Whether `c` is refused in free text (content, descriptions): a C0 control character other than
+/// tab, line feed and carriage return.
+pub fn is_refused_control(c: char) -> bool {
+    c < ' ' && !matches!(c, '\t' | '\n' | '\r')
+}
+
+/// Refuses `text` when it holds a character `refused` says no to, naming `field` in the refusal.
+fn refuse_controls(
+    text: &str,
+    field: &'static str,
+    refused: fn(char) -> bool,
+) -> Result<(), ValueError> {
+    if text.chars().any(refused) {
+        return Err(ValueError::ControlCharacters { field });
+    }
+    Ok(())
+}
+
+/// Message content: at most [`Content::MAX_CHARS`] characters, not blank after trimming, and
+/// free of the control characters [`is_refused_control`] names. The text is stored as sent (not
+/// trimmed); only the check trims.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Content(String);
@@ -41,6 +70,7 @@ impl Content {
                 max: Self::MAX_CHARS,
             });
         }
+        refuse_controls(raw, "content", is_refused_control)?;
         Ok(Self(raw.to_owned()))
     }
 
@@ -49,7 +79,8 @@ impl Content {
     }
 }
 
-/// A user's display name: 1 to 64 characters after trimming; stored trimmed.
+/// A user's display name: 1 to 64 characters after trimming, no control character at all; stored
+/// trimmed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct UserName(String);
@@ -60,9 +91,10 @@ impl UserName {
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
         let trimmed = raw.trim();
         let len = trimmed.chars().count();
-        if len == 0 || len > Self::MAX_CHARS || trimmed.chars().any(char::is_control) {
+        if len == 0 || len > Self::MAX_CHARS {
             return Err(ValueError::BadName);
         }
+        refuse_controls(trimmed, "name", char::is_control)?;
         Ok(Self(trimmed.to_owned()))
     }
 
@@ -71,7 +103,8 @@ impl UserName {
     }
 }
 
-/// A group's name: 1 to 100 characters after trimming; stored trimmed.
+/// A group's name: 1 to 100 characters after trimming, no control character at all; stored
+/// trimmed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct GroupName(String);
@@ -82,9 +115,10 @@ impl GroupName {
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
         let trimmed = raw.trim();
         let len = trimmed.chars().count();
-        if len == 0 || len > Self::MAX_CHARS || trimmed.chars().any(char::is_control) {
+        if len == 0 || len > Self::MAX_CHARS {
             return Err(ValueError::BadGroupName);
         }
+        refuse_controls(trimmed, "group name", char::is_control)?;
         Ok(Self(trimmed.to_owned()))
     }
 
@@ -97,7 +131,8 @@ impl GroupName {
     }
 }
 
-/// A group's description: at most 1,000 characters, may be empty; stored trimmed.
+/// A group's description: at most 1,000 characters, may be empty, free of the control characters
+/// [`is_refused_control`] names (it may hold several lines); stored trimmed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Description(String);
@@ -110,6 +145,7 @@ impl Description {
         if trimmed.chars().count() > Self::MAX_CHARS {
             return Err(ValueError::BadDescription);
         }
+        refuse_controls(trimmed, "description", is_refused_control)?;
         Ok(Self(trimmed.to_owned()))
     }
 
@@ -174,6 +210,92 @@ mod tests {
         assert!(GroupName::parse(&"g".repeat(101)).is_err());
         assert_eq!(Description::parse("").unwrap().as_str(), "");
         assert!(Description::parse(&"d".repeat(1001)).is_err());
+    }
+
+    /// Every C0 control but tab, LF and CR, as docs/api.md ("Text") lists them.
+    fn refused_c0() -> impl Iterator<Item = char> {
+        ('\u{0}'..='\u{1f}').filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+    }
+
+    #[test]
+    fn content_refuses_c0_controls_but_tab_and_line_breaks() {
+        for c in refused_c0() {
+            assert_eq!(
+                Content::parse(&format!("a{c}b")),
+                Err(ValueError::ControlCharacters { field: "content" }),
+                "U+{:04X}",
+                c as u32
+            );
+        }
+        assert_eq!(
+            Content::parse("a\u{0}b").unwrap_err().to_string(),
+            "content must not contain control characters"
+        );
+        // Blank is still reported as blank, whatever else the text holds.
+        assert_eq!(Content::parse("\t\r\n"), Err(ValueError::EmptyContent));
+        assert_eq!(
+            Content::parse("line 1\r\n\tline 2").unwrap().as_str(),
+            "line 1\r\n\tline 2"
+        );
+        // DEL and C1 controls are not C0: admitted, stored as sent.
+        assert!(Content::parse("a\u{7f}b\u{85}c\u{9f}").is_ok());
+    }
+
+    #[test]
+    fn descriptions_refuse_c0_controls_but_tab_and_line_breaks() {
+        for c in refused_c0() {
+            assert_eq!(
+                Description::parse(&format!("a{c}b")),
+                Err(ValueError::ControlCharacters {
+                    field: "description"
+                }),
+                "U+{:04X}",
+                c as u32
+            );
+        }
+        assert_eq!(
+            Description::parse(" two\nlines\t ").unwrap().as_str(),
+            "two\nlines"
+        );
+        assert!(Description::parse("a\u{7f}b\u{80}").is_ok());
+        assert_eq!(
+            Description::parse("a\u{0}").unwrap_err().to_string(),
+            "description must not contain control characters"
+        );
+    }
+
+    #[test]
+    fn names_refuse_every_control_character() {
+        let controls = refused_c0().chain(['\t', '\n', '\r', '\u{7f}', '\u{80}', '\u{9f}']);
+        for c in controls {
+            let raw = format!("a{c}b");
+            assert_eq!(
+                UserName::parse(&raw),
+                Err(ValueError::ControlCharacters { field: "name" }),
+                "U+{:04X}",
+                c as u32
+            );
+            assert_eq!(
+                GroupName::parse(&raw),
+                Err(ValueError::ControlCharacters {
+                    field: "group name"
+                }),
+                "U+{:04X}",
+                c as u32
+            );
+        }
+        assert_eq!(
+            UserName::parse("a\u{1}").unwrap_err().to_string(),
+            "name must not contain control characters"
+        );
+        assert_eq!(
+            GroupName::parse("a\u{0}").unwrap_err().to_string(),
+            "group name must not contain control characters"
+        );
+        // Surrounding whitespace is trimmed before the check, as before.
+        assert_eq!(UserName::parse("\tAda\n").unwrap().as_str(), "Ada");
+        assert_eq!(GroupName::parse("\r\nTeam\t").unwrap().as_str(), "Team");
+        assert!(UserName::parse("Zoë Ünal").is_ok());
     }
 
     #[test]

@@ -11,12 +11,15 @@ use axum::http::{header, HeaderValue, Method};
 use axum::serve::ListenerExt;
 use axum::{Router, ServiceExt};
 use command_service::CommandService;
+use events_schema::Position;
 use infra::config::Settings;
 use infra::db::Database;
 use infra::event_store::open_event_store;
 use infra::mail::mailer_from_settings;
+use infra::EventStore;
 use projection_service::Projector;
-use socketioxide::SocketIo;
+use socketioxide::layer::SocketIoLayer;
+use socketioxide::{ParserConfig, SocketIo};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -24,28 +27,112 @@ use tower::Layer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::AuthService;
-use crate::cluster::Cluster;
-use crate::http::{self, rate_limit::AuthRateLimiter};
-use crate::state::{AppState, CommandBus, Consistency, OriginSockets};
+use crate::http;
+use crate::limits::{AuthRateLimiter, Limits};
+use crate::presence::Presence;
+use crate::state::{AppState, CommandBus, Consistency, OriginSockets, SessionEnds};
+use crate::topology::{GiveUp, Topology};
 use crate::{delivery, socket};
 
 /// How long a query waits for the read models to reflect the user's own last write.
 const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(3);
-/// Largest Socket.IO message accepted (4,000 characters of content plus envelope, with room).
-const MAX_SOCKET_PAYLOAD: u64 = 64 * 1024;
+/// Largest Socket.IO packet accepted (4,000 characters of content plus envelope, with room), on
+/// WebSocket and long-polling alike, before or after authentication (docs/api.md, "Requests").
+/// A larger one closes its connection, and is refused from its length before it is read: the server
+/// never holds more than this for one packet.
+const MAX_SOCKET_PAYLOAD: usize = 64 * 1024;
+/// Binary attachments a packet may announce. The protocol sends none; a few are tolerated, and
+/// their bytes count against [`MAX_SOCKET_PAYLOAD`] together.
+const MAX_BINARY_ATTACHMENTS: usize = 4;
+/// How long a packet announcing attachments may wait for them before its connection is closed.
+const ATTACHMENT_WAIT: Duration = Duration::from_secs(10);
+/// How long an engine.io connection may stay without asking for the namespace (socket.io's
+/// CONNECT, which carries the credentials); clients send it at once. socketioxide's default is 45 s.
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
 /// Read chunk of a WebSocket connection (socketioxide's default is 4 KiB per socket): a request
 /// of a few hundred bytes is one read; a longer one (up to 4,000 characters) is read in chunks.
 const WS_READ_BUFFER: usize = 1024;
 
-/// Where the read models are projected.
-enum Projection {
-    /// By a projector in this process (all-in-one).
+/// Where commands are decided and the read models projected.
+enum Services {
+    /// All-in-one: the command-service and the projector in this process.
     InProcess {
+        commands: Arc<CommandService>,
         projector: Arc<Projector>,
-        progress_tx: watch::Sender<events_schema::Position>,
+        progress: watch::Sender<Position>,
     },
-    /// By the projection-service, whose progress arrives over NATS.
-    Remote(watch::Sender<events_schema::Position>),
+    /// The production topology: both are other processes, reached over NATS; the read models'
+    /// progress arrives from there.
+    Remote {
+        topology: Topology,
+        progress: watch::Sender<Position>,
+    },
+}
+
+impl Services {
+    /// The in-process services, or the topology's over NATS when `NATS_URL` is set.
+    async fn start(
+        settings: &Settings,
+        store: &Arc<dyn EventStore>,
+        reads: &Database,
+    ) -> anyhow::Result<Self> {
+        match &settings.nats_url {
+            None => {
+                let projector =
+                    Arc::new(Projector::new(reads.clone()).await.context("read models")?);
+                let (progress, _) = watch::channel(projector.checkpoint().await?);
+                let commands = Arc::new(
+                    CommandService::new(store.clone()).with_edit_window(settings.edit_window),
+                );
+                Ok(Self::InProcess {
+                    commands,
+                    projector,
+                    progress,
+                })
+            }
+            Some(url) => {
+                let topology = Topology::connect(url, &settings.nats_prefix).await?;
+                let start = projection_service::queries::checkpoint(reads)
+                    .await
+                    .context("read models (is the projection-service running?)")?;
+                let (progress, _) = watch::channel(start);
+                Ok(Self::Remote { topology, progress })
+            }
+        }
+    }
+
+    /// Where commands go.
+    fn commands(&self) -> Arc<dyn CommandBus> {
+        match self {
+            Self::InProcess { commands, .. } => commands.clone(),
+            Self::Remote { topology, .. } => topology.commands(),
+        }
+    }
+
+    /// Where a session's end goes: this gateway's sockets (`local`), or every gateway's.
+    fn session_ends(&self, local: Arc<dyn SessionEnds>) -> Arc<dyn SessionEnds> {
+        match self {
+            Self::InProcess { .. } => local,
+            Self::Remote { topology, .. } => topology.session_ends(local),
+        }
+    }
+
+    /// This gateway's NATS connection, in the topology.
+    fn nats(&self) -> Option<async_nats::Client> {
+        match self {
+            Self::InProcess { .. } => None,
+            Self::Remote { topology, .. } => Some(topology.client.clone()),
+        }
+    }
+
+    /// The read models' progress, for read-your-writes.
+    fn progress(&self) -> watch::Receiver<Position> {
+        match self {
+            Self::InProcess { progress, .. } | Self::Remote { progress, .. } => {
+                progress.subscribe()
+            }
+        }
+    }
 }
 
 /// A built server, bound to its port, not yet serving.
@@ -65,6 +152,7 @@ impl Application {
     /// projector (all-in-one) or follows the topology over NATS (`NATS_URL`), starts delivery, and
     /// binds `HOST:PORT` (port 0: any free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.check_gateway()?;
         let settings = Arc::new(settings);
         let store = open_event_store(&settings.event_store_url)
             .await
@@ -82,97 +170,46 @@ impl Application {
         .await
         .context("accounts")?;
         let mailer = mailer_from_settings(&settings)?;
-        let (applied_tx, applied_rx) = mpsc::channel(256);
-        let (stop_projector, stop_rx) = watch::channel(false);
 
-        // All-in-one: the command-service and the projector in this process. Production: both
-        // are other processes, reached over NATS.
-        let (commands, cluster, projection): (Arc<dyn CommandBus>, _, _) = match &settings.nats_url
-        {
-            None => {
-                let projector =
-                    Arc::new(Projector::new(reads.clone()).await.context("read models")?);
-                let (progress_tx, progress_rx) = watch::channel(projector.checkpoint().await?);
-                let service = Arc::new(CommandService::new(store.clone()));
-                let projection = Projection::InProcess {
-                    projector,
-                    progress_tx,
-                };
-                (service, None, (projection, progress_rx))
-            }
-            Some(url) => {
-                let client = infra::bus::connect(url).await?;
-                let start = projection_service::queries::checkpoint(&reads)
-                    .await
-                    .context("read models (is the projection-service running?)")?;
-                let (progress_tx, progress_rx) = watch::channel(start);
-                let cluster = Cluster {
-                    client: client.clone(),
-                    prefix: settings.nats_prefix.clone(),
-                };
-                let bus = Arc::new(infra::bus::NatsCommands::new(client, &settings.nats_prefix));
-                (
-                    bus,
-                    Some(cluster),
-                    (Projection::Remote(progress_tx), progress_rx),
-                )
-            }
-        };
-        let (projection, progress_rx) = projection;
+        // The sockets are reached through the Socket.IO layer, built after the state it is given.
+        let io_cell = Arc::new(OnceLock::new());
+        let sockets = socket::LocalSockets::new(io_cell.clone());
+        let local_ends: Arc<dyn SessionEnds> = Arc::new(sockets.clone());
+        let services = Services::start(&settings, &store, &reads).await?;
+        let nats = services.nats();
+        let (presence, presence_tasks) = Presence::new(
+            reads.clone(),
+            io_cell.clone(),
+            nats.clone()
+                .map(|client| (client, settings.nats_prefix.as_str())),
+        );
 
         let state = AppState {
             limiter: Arc::new(AuthRateLimiter::new(
                 &settings.auth_rate_limit,
                 settings.trust_proxy,
             )),
+            limits: Arc::new(Limits::new(&settings.abuse)),
             settings: settings.clone(),
             auth: Arc::new(auth),
             mailer,
-            commands,
+            commands: services.commands(),
             reads,
-            store: store.clone(),
-            consistency: Arc::new(Consistency::new(progress_rx, READ_YOUR_WRITES_WAIT)),
+            store,
+            consistency: Arc::new(Consistency::new(services.progress(), READ_YOUR_WRITES_WAIT)),
             origins: Arc::new(OriginSockets::default()),
-            cluster: cluster.clone(),
-            io_cell: Arc::new(OnceLock::new()),
+            session_ends: services.session_ends(local_ends.clone()),
+            nats,
+            io_cell,
             requests: Arc::default(),
+            presence,
+            files: crate::files::FileStore::open(&settings.files_url)?,
         };
-        let (socket_layer, io) = SocketIo::builder()
-            .max_payload(MAX_SOCKET_PAYLOAD)
-            .max_buffer_size(socket::outbound::SEND_BUFFER)
-            // Each WebSocket reads in chunks of this size and keeps the buffer: most frames are small.
-            .ws_read_buffer_size(WS_READ_BUFFER)
-            .with_state(state.clone())
-            .build_layer();
-        socket::register(&io);
-        let _ = state.io_cell.set(io);
-
-        let mut background = vec![
-            tokio::spawn(delivery::run(state.clone(), applied_rx)),
-            tokio::spawn(sweep(state.clone())),
-        ];
-        let projector = match projection {
-            Projection::InProcess {
-                projector,
-                progress_tx,
-            } => Some(tokio::spawn(projection_service::run(
-                store,
-                projector,
-                progress_tx,
-                Some(applied_tx),
-                stop_rx,
-            ))),
-            Projection::Remote(progress_tx) => {
-                if let Some(cluster) = &cluster {
-                    background.extend(
-                        cluster
-                            .follow(state.clone(), progress_tx, applied_tx)
-                            .await?,
-                    );
-                }
-                None
-            }
-        };
+        let socket_layer = socket_layer(&state);
+        let (stop_projector, stop) = watch::channel(false);
+        let (projector, mut background) =
+            start_background(&state, services, sockets, local_ends, stop).await?;
+        background.extend(state.presence.start(presence_tasks).await?);
         let router = http::router()
             .layer(socket_layer)
             .layer(cors(&settings))
@@ -209,6 +246,7 @@ impl Application {
         tracing::info!("listening on http://{}", self.addr);
         let io = self.state.io().cloned();
         let requests = self.state.requests.clone();
+        let presence = self.state.presence.clone();
         let graceful = async move {
             shutdown.await;
             tracing::info!("shutting down");
@@ -219,6 +257,7 @@ impl Application {
             if let Some(io) = io {
                 io.close().await;
             }
+            presence.stop().await;
         };
         let app = tower::util::MapRequestLayer::new(|req: Request| {
             http::lowercase_path(http::own_head(req))
@@ -246,8 +285,8 @@ impl Application {
                 Err(_) => tracing::warn!("projector did not stop in time"),
             }
         }
-        if let Some(cluster) = &self.state.cluster {
-            let _ = cluster.client.flush().await;
+        if let Some(nats) = &self.state.nats {
+            let _ = nats.flush().await;
         }
         for task in self.background {
             task.abort();
@@ -273,12 +312,92 @@ fn cors(settings: &Settings) -> CorsLayer {
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
 }
 
+/// The Socket.IO layer with its limits, its handlers registered; the state keeps its server.
+fn socket_layer(state: &AppState) -> SocketIoLayer {
+    let (layer, io) = SocketIo::builder()
+        // Polling bodies (the engine's own limit) and WebSocket messages and frames.
+        .max_payload(MAX_SOCKET_PAYLOAD as u64)
+        .ws_max_message_size(MAX_SOCKET_PAYLOAD)
+        .ws_max_frame_size(MAX_SOCKET_PAYLOAD)
+        .with_parser(
+            ParserConfig::common()
+                .max_incoming_binary_buf_size(MAX_SOCKET_PAYLOAD)
+                .max_incoming_binaries(MAX_BINARY_ATTACHMENTS)
+                .packet_completion_timeout(ATTACHMENT_WAIT),
+        )
+        .max_buffer_size(socket::outbound::SEND_BUFFER)
+        // A connection that opens no namespace is an unauthenticated one: let it go soon.
+        .connect_timeout(CONNECT_WAIT)
+        // Each WebSocket reads in chunks of this size and keeps the buffer: most frames are small.
+        .ws_read_buffer_size(WS_READ_BUFFER)
+        .with_state(state.clone())
+        .build_layer();
+    socket::register(&io);
+    let _ = state.io_cell.set(io);
+    layer
+}
+
+/// Starts the tasks beside the requests: delivery, the sweep of what no longer matters, and the
+/// read models' side: the projector (all-in-one, returned apart so that a stop can wait for it)
+/// or following the topology over NATS.
+async fn start_background(
+    state: &AppState,
+    services: Services,
+    sockets: socket::LocalSockets,
+    local_ends: Arc<dyn SessionEnds>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<(Option<JoinHandle<anyhow::Result<()>>>, Vec<JoinHandle<()>>)> {
+    let (applied_tx, applied_rx) = mpsc::channel(256);
+    let mut background = vec![
+        tokio::spawn(delivery::run(state.clone(), applied_rx)),
+        tokio::spawn(sweep(state.clone())),
+        tokio::spawn(crate::files::sweep(
+            state.reads.clone(),
+            state.files.clone(),
+        )),
+    ];
+    let projector = match services {
+        Services::InProcess {
+            projector,
+            progress,
+            ..
+        } => Some(tokio::spawn(projection_service::run(
+            state.store.clone(),
+            projector,
+            progress,
+            Some(applied_tx),
+            stop,
+        ))),
+        Services::Remote { topology, progress } => {
+            // Events missed and not read back: let every client go, so it reconnects and
+            // fetches, rather than deliver with a hole.
+            let give_up: GiveUp = Arc::new(move || {
+                let sockets = sockets.clone();
+                tokio::spawn(async move { sockets.disconnect_all().await });
+            });
+            let following = topology
+                .follow(
+                    state.reads.clone(),
+                    local_ends,
+                    give_up,
+                    progress,
+                    applied_tx,
+                )
+                .await?;
+            background.extend(following);
+            None
+        }
+    };
+    Ok((projector, background))
+}
+
 /// Forgets rate-limit entries, delivery origins and read-your-writes marks that no longer matter.
 async fn sweep(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     loop {
         tick.tick().await;
         state.limiter.sweep();
+        state.limits.sweep();
         state.origins.sweep();
         state.consistency.sweep();
     }

@@ -15,9 +15,10 @@ use socketioxide::SocketIo;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::auth::AuthService;
-use crate::http::error::ApiError;
-use crate::http::rate_limit::AuthRateLimiter;
+use crate::auth::{AuthService, SessionId};
+use crate::drain::Requests;
+use crate::limits::{AuthRateLimiter, Limits};
+use crate::presence::Presence;
 
 /// Where commands go: the in-process command-service (all-in-one) or NATS (production).
 #[async_trait]
@@ -32,12 +33,12 @@ impl CommandBus for command_service::CommandService {
     }
 }
 
-/// Commands over NATS to a queue group of command-service instances (the production topology).
+/// Ends a session's sockets: on this gateway all-in-one; on every gateway of the topology (this
+/// one included) when there are several.
 #[async_trait]
-impl CommandBus for infra::bus::NatsCommands {
-    async fn dispatch(&self, command: CommandEnvelope) -> CommandOutcome {
-        infra::bus::NatsCommands::dispatch(self, &command).await
-    }
+pub trait SessionEnds: Send + Sync + 'static {
+    /// The session's sockets get `auth-failure {reason}` and are disconnected.
+    async fn end(&self, session: &SessionId, reason: &str);
 }
 
 /// Everything a request handler needs.
@@ -52,18 +53,31 @@ pub struct AppState {
     pub consistency: Arc<Consistency>,
     pub origins: Arc<OriginSockets>,
     pub limiter: Arc<AuthRateLimiter>,
-    /// The NATS side of the production topology; `None` all-in-one.
-    pub cluster: Option<crate::cluster::Cluster>,
+    /// Per-user and per-address limits of the socket side.
+    pub limits: Arc<Limits>,
+    /// Where a session's end goes: this gateway's sockets, or every gateway's.
+    pub session_ends: Arc<dyn SessionEnds>,
+    /// This gateway's NATS connection in the production topology; `None` all-in-one.
+    pub nats: Option<async_nats::Client>,
     /// Set once the Socket.IO layer is built (the layer itself needs this state first).
     pub io_cell: Arc<OnceLock<SocketIo>>,
     /// Socket requests taken and not yet answered, for a stop that answers them first.
-    pub requests: Arc<crate::socket::drain::Requests>,
+    pub requests: Arc<Requests>,
+    /// Who is online and who is typing.
+    pub presence: Arc<Presence>,
+    /// Where uploaded files are kept (`FILES_URL`).
+    pub files: crate::files::FileStore,
 }
 
 impl AppState {
     /// The Socket.IO server, for broadcasts and disconnects.
     pub fn io(&self) -> Option<&SocketIo> {
         self.io_cell.get()
+    }
+
+    /// Ends a session's sockets wherever they are connected.
+    pub async fn end_session(&self, session: &SessionId, reason: &str) {
+        self.session_ends.end(session, reason).await
     }
 
     /// Sends a command for `actor` and records its position for the actor's read-your-writes.
@@ -93,39 +107,45 @@ impl AppState {
         }
         outcome
     }
-
-    /// [`AppState::dispatch`] for HTTP handlers, whose commands are never expected to be refused.
-    pub async fn dispatch_for_http(
-        &self,
-        actor: Option<UserId>,
-        command: Command,
-    ) -> Result<(), ApiError> {
-        let name = command.name();
-        match self.dispatch(Uuid::now_v7(), actor, command).await {
-            CommandOutcome::Accepted(_) => Ok(()),
-            CommandOutcome::Refused { code, message } => Err(ApiError::Internal(format!(
-                "{name} refused with {}: {message}",
-                code.as_str()
-            ))),
-        }
-    }
 }
 
 /// Read-your-writes: remembers, per user, the global position of their last acknowledged command,
 /// and lets a query wait (bounded) until the read models have reached it.
 pub struct Consistency {
     applied: watch::Receiver<Position>,
+    /// The position up to which this node has made its deliveries.
+    delivered: watch::Sender<Position>,
     pending: Mutex<HashMap<UserId, Position>>,
     max_wait: Duration,
 }
 
 impl Consistency {
     pub fn new(applied: watch::Receiver<Position>, max_wait: Duration) -> Self {
+        // Events the read models had applied before this node started are none of its deliveries.
+        let delivered = watch::Sender::new(*applied.borrow());
         Self {
             applied,
+            delivered,
             pending: Mutex::new(HashMap::new()),
             max_wait,
         }
+    }
+
+    /// Records that this node has made the deliveries of every event up to `position`.
+    pub fn delivered(&self, position: Position) {
+        self.delivered.send_if_modified(|at| {
+            let moved = position > *at;
+            if moved {
+                *at = position;
+            }
+            moved
+        });
+    }
+
+    /// The position up to which this node has made its deliveries: a socket connected now gets
+    /// every delivery of later events.
+    pub fn delivered_up_to(&self) -> Position {
+        *self.delivered.borrow()
     }
 
     /// Records that `user`'s request was acknowledged at `position`.

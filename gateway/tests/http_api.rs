@@ -1,4 +1,4 @@
-//! The HTTP API of PROTOCOL.md §2 against the real server on a random port.
+//! The HTTP API (docs/api.md, "HTTP") against the real server on a random port.
 
 mod support;
 
@@ -224,7 +224,7 @@ async fn unverified_login_is_minus_two_and_bad_codes_are_refused() {
 }
 
 #[tokio::test]
-async fn bodies_over_16_kib_are_413_and_non_json_is_400() {
+async fn bodies_over_16_kib_are_413_and_non_json_is_400_or_415() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn(dir.path(), &[]).await;
     let big = "x".repeat(17 * 1024);
@@ -235,11 +235,20 @@ async fn bodies_over_16_kib_are_413_and_non_json_is_400() {
     let response = app
         .http
         .post(app.url("/login"))
+        .header("content-type", "application/json")
         .body("{not json")
         .send()
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 400);
+    let response = app
+        .http
+        .post(app.url("/login"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 415, "a body needs its type");
     app.stop().await;
 }
 

@@ -64,6 +64,8 @@ async fn ready_names_nats_while_it_is_away_and_recovers_without_a_restart() {
             ("NATS_PREFIX", &prefix),
             ("EVENT_STORE_URL", &pg.url()),
             ("DATABASE_URL", &pg.url()),
+            // Required with NATS_URL: every gateway signs tokens with the same key.
+            ("AUTH_SECRET", "0123456789abcdef0123456789abcdef"),
         ],
     )
     .await;

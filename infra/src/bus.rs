@@ -17,25 +17,31 @@ use async_nats::Subject;
 use events_schema::{CommandEnvelope, CommandOutcome, RefusalCode};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::backoff::Backoff;
+
 /// How long a gateway waits for a command-service's answer.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The subject commands are sent on.
-pub fn command_subject(prefix: &str) -> String {
-    format!("{prefix}.commands")
-}
-
-/// The queue group command-service instances share.
-pub fn command_queue(prefix: &str) -> String {
-    format!("{prefix}.command-service")
-}
 
 /// Connects to `url`, failing within a few seconds (with the reason) when NATS is unreachable;
 /// once connected the client reconnects by itself.
 pub async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
+    use crate::telemetry::names;
     async_nats::ConnectOptions::new()
         .connection_timeout(Duration::from_secs(5))
         .request_timeout(Some(COMMAND_TIMEOUT))
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => {
+                    metrics::gauge!(names::NATS_CONNECTED).set(1.0);
+                }
+                async_nats::Event::Disconnected => {
+                    metrics::gauge!(names::NATS_CONNECTED).set(0.0);
+                    metrics::counter!(names::NATS_RECONNECTS).increment(1);
+                    tracing::warn!("NATS: connection lost; reconnecting");
+                }
+                other => tracing::debug!(event = %other, "NATS"),
+            }
+        })
         .connect(url)
         .await
         .map_err(|e| anyhow::anyhow!("NATS (NATS_URL) unavailable: {e}"))
@@ -76,7 +82,7 @@ impl NatsCommands {
         let (queue, pending) = mpsc::unbounded_channel();
         tokio::spawn(send_requests(
             client,
-            command_subject(prefix).into(),
+            crate::subjects::commands(prefix).into(),
             pending,
         ));
         Self { queue }
@@ -170,7 +176,7 @@ const NO_RESPONDERS_MAX_PAUSE: Duration = Duration::from_millis(400);
 /// for at most [`COMMAND_TIMEOUT`] in all.
 async fn request(client: &async_nats::Client, subject: Subject, mut batch: Vec<Pending>) {
     let started = tokio::time::Instant::now();
-    let mut pause = NO_RESPONDERS_FIRST_PAUSE;
+    let mut pauses = Backoff::new(NO_RESPONDERS_FIRST_PAUSE, NO_RESPONDERS_MAX_PAUSE);
     loop {
         match ask(client, subject.clone(), &batch).await {
             Asked::Answered(payload) => return hand_out(batch, &payload),
@@ -180,6 +186,7 @@ async fn request(client: &async_nats::Client, subject: Subject, mut batch: Vec<P
                 if batch.is_empty() {
                     return;
                 }
+                let pause = pauses.next();
                 if started.elapsed() + pause >= COMMAND_TIMEOUT {
                     return fail(batch, "no command-service is running".into());
                 }
@@ -189,7 +196,6 @@ async fn request(client: &async_nats::Client, subject: Subject, mut batch: Vec<P
                     "no command-service is subscribed; asking again"
                 );
                 tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(NO_RESPONDERS_MAX_PAUSE);
             }
         }
     }
@@ -283,15 +289,4 @@ fn refused_internal() -> CommandOutcome {
 fn internal(detail: String) -> CommandOutcome {
     tracing::warn!(%detail, "command not answered");
     refused_internal()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subjects_share_the_prefix() {
-        assert_eq!(command_subject("chat"), "chat.commands");
-        assert_eq!(command_queue("run42"), "run42.command-service");
-    }
 }

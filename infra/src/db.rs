@@ -54,6 +54,24 @@ pub fn connection_lost(e: &sqlx::Error) -> bool {
     }
 }
 
+/// Runs `migrations` through `on` (a pool or a connection), ignoring the applied migrations they do
+/// not list: those of another crate sharing the database, or a newer release's.
+pub(crate) async fn run_migrations<'a, A>(
+    migrations: &Migrator,
+    on: A,
+) -> Result<(), sqlx::migrate::MigrateError>
+where
+    A: sqlx::Acquire<'a>,
+    <A::Connection as std::ops::Deref>::Target: sqlx::migrate::Migrate,
+{
+    let mut migrator = Migrator {
+        migrations: migrations.migrations.clone(),
+        ..Migrator::DEFAULT
+    };
+    migrator.set_ignore_missing(true);
+    migrator.run(on).await
+}
+
 /// Runs `read` again when the connection it got turned out to be gone (the server restarted and
 /// the pool had not noticed yet; sqlx drops that connection on its release, and acquiring another
 /// waits for the server to accept connections again). A read changes nothing, so running it again
@@ -77,11 +95,33 @@ where
     }
 }
 
-/// Which backend a [`Database`] talks to, for the few statements that differ.
+/// Which SQL backend a [`Database`] or the SQL event store talks to, for the few statements and
+/// settings that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbKind {
     Sqlite,
     Postgres,
+}
+
+impl DbKind {
+    /// The backend a URL names (`sqlite:…`, `postgres:…` or `postgresql:…`), if it is one of these.
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// A short name, for logs and `/ready`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
 }
 
 /// A pool on the read-model / accounts database.
@@ -104,11 +144,7 @@ impl Database {
     pub async fn connect_with_schema(url: &str, schema: Option<&str>) -> anyhow::Result<Self> {
         install_default_drivers();
         let search_path = schema.map(|s| format!("SET search_path TO {s}"));
-        let kind = if url.starts_with("sqlite:") {
-            DbKind::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            DbKind::Postgres
-        } else {
+        let Some(kind) = DbKind::of_url(url) else {
             anyhow::bail!("unsupported database URL scheme (use sqlite:// or postgres://)");
         };
         if kind == DbKind::Sqlite {
@@ -120,7 +156,7 @@ impl Database {
                 let search_path = search_path.clone();
                 Box::pin(async move {
                     if kind == DbKind::Sqlite {
-                        conn.execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
+                        conn.execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")
                             .await?;
                     }
                     if let Some(set) = search_path {
@@ -138,13 +174,7 @@ impl Database {
     /// Runs `migrator` (chosen by the caller for [`Database::kind`]). Other owners' migrations in the
     /// same database are left alone.
     pub async fn migrate(&self, migrator: &Migrator) -> anyhow::Result<()> {
-        let mut migrator = Migrator {
-            migrations: migrator.migrations.clone(),
-            ..Migrator::DEFAULT
-        };
-        migrator.set_ignore_missing(true);
-        migrator
-            .run(&self.pool)
+        run_migrations(migrator, &self.pool)
             .await
             .context("database migration failed")?;
         Ok(())
@@ -190,7 +220,15 @@ impl Database {
     where
         Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
     {
-        read_again_if_lost(READ_AGAIN_WITHIN, read).await
+        use crate::telemetry::names;
+        let started = std::time::Instant::now();
+        let result = read_again_if_lost(READ_AGAIN_WITHIN, read).await;
+        metrics::histogram!(names::DATABASE_SECONDS, "op" => "read")
+            .record(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            metrics::counter!(names::DATABASE_ERRORS).increment(1);
+        }
+        result
     }
 
     /// Checks the database answers (for `/ready`).
@@ -366,6 +404,24 @@ mod tests {
             "same connection, durable again"
         );
         assert_eq!(inside, "off");
+    }
+
+    #[test]
+    fn the_backend_is_known_by_the_url_scheme() {
+        use super::DbKind;
+        assert_eq!(
+            DbKind::of_url("sqlite://./data/chat.db"),
+            Some(DbKind::Sqlite)
+        );
+        assert_eq!(DbKind::of_url("sqlite::memory:"), Some(DbKind::Sqlite));
+        assert_eq!(DbKind::of_url("postgres://u@h/db"), Some(DbKind::Postgres));
+        assert_eq!(
+            DbKind::of_url("postgresql://u@h/db"),
+            Some(DbKind::Postgres)
+        );
+        assert_eq!(DbKind::of_url("esdb://h:2113"), None);
+        assert_eq!(DbKind::of_url("mysql://h/db"), None);
+        assert_eq!(DbKind::Postgres.name(), "postgres");
     }
 
     #[test]

@@ -26,19 +26,12 @@ use events_schema::{Position, RecordedEvent};
 use futures::{FutureExt as _, StreamExt as _};
 use serde::Deserialize;
 
-use crate::relay::{
-    ensure_events_stream, events_stream, stream_state, POSITION_HEADER, PREVIOUS_HEADER,
-};
+use crate::relay::{ensure_events_stream, stream_state, POSITION_HEADER, PREVIOUS_HEADER};
 
 /// How long JetStream waits for an acknowledgement before redelivering.
 const ACK_WAIT: Duration = Duration::from_secs(30);
 /// A pull request's heartbeat: a dead connection is noticed within two of them.
 const HEARTBEAT: Duration = Duration::from_secs(5);
-
-/// The name of projection `projection`'s durable consumer (names allow no `.`).
-pub fn durable_name(prefix: &str, projection: &str) -> String {
-    format!("{}_{projection}", events_stream(prefix))
-}
 
 /// The position a message carries in its header.
 fn position_of(headers: Option<&async_nats::HeaderMap>) -> Option<Position> {
@@ -136,6 +129,8 @@ impl Batch {
 /// A projection's durable consumer, positioned after its checkpoint.
 pub struct DurableFeed {
     messages: consumer::pull::Stream,
+    /// Events the consumer has yet to deliver (its `projector` label is the consumer's name).
+    lag: metrics::Gauge,
     expected: u64,
     /// The position the next event must follow: the checkpoint, then each event taken.
     follows: Position,
@@ -179,6 +174,10 @@ impl DurableFeed {
         tracing::info!(consumer = name, after, start, "following JetStream");
         Ok(Self {
             messages,
+            lag: metrics::gauge!(
+                crate::telemetry::names::PROJECTION_LAG_EVENTS,
+                "projector" => name.to_owned()
+            ),
             expected: start,
             follows: after,
         })
@@ -206,10 +205,11 @@ impl DurableFeed {
                 Some(Err(e)) => anyhow::bail!("JetStream consumer: {e}"),
                 None => anyhow::bail!("the JetStream consumer ended"),
             };
-            let sequence = message
+            let info = message
                 .info()
-                .map_err(|e| anyhow::anyhow!("JetStream message without metadata: {e}"))?
-                .stream_sequence;
+                .map_err(|e| anyhow::anyhow!("JetStream message without metadata: {e}"))?;
+            let sequence = info.stream_sequence;
+            self.lag.set(info.pending as f64);
             if sequence > self.expected {
                 anyhow::bail!(
                     "JetStream delivered message {sequence} while {} was expected",
@@ -257,11 +257,6 @@ async fn ordered_from(
         .messages()
         .await
         .map_err(|e| anyhow::anyhow!("cannot pull from JetStream: {e}"))
-}
-
-/// The core-NATS subject on which a projection publishes what it has applied ([`Applied`]).
-pub fn applied_subject(prefix: &str, projection: &str) -> String {
-    format!("{prefix}.applied.{projection}")
 }
 
 /// What a projection committed: the events after checkpoint `after` up to checkpoint `position`,

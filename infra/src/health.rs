@@ -1,8 +1,12 @@
-//! `/health` and `/ready` for the services that speak no HTTP of their own (the command-service and
-//! the projection-service), served when `HEALTH_PORT` is set. The gateway answers the same two
-//! paths on its own port, in the same shape: `/ready` is 200 when every backend answers, else 503
-//! naming the ones that do not.
+//! Readiness, the one implementation of `/ready` for every binary: [`Checks`] names the backends a
+//! process needs and the conditions that leave it degraded, and [`Checks::ready`] answers 200 when
+//! every backend answers, else 503 naming the ones that do not. A process that is up but degraded
+//! (a projector with parked events) stays ready and says so under `degraded`. The gateway answers
+//! `/ready` on its own port with its checks; the services that speak no HTTP of their own (the
+//! command-service and the projection-service) get `/health` and `/ready` here, served when
+//! `HEALTH_PORT` is set.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -18,24 +22,78 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::config::Settings;
+use crate::db::Database;
+use crate::EventStore;
 
 /// How long one backend may take to answer before `/ready` counts it as down.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 type Probe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+type Note = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<String>> + Send>> + Send + Sync>;
 
-/// The backends `/ready` asks, each by the name it reports when it does not answer.
+/// The backends `/ready` asks, each by the name it reports when it does not answer, and the
+/// conditions it reports without being unready.
 #[derive(Clone, Default)]
-pub struct Checks(Vec<(&'static str, Probe)>);
+pub struct Checks {
+    probes: Vec<(Cow<'static, str>, Probe)>,
+    notes: Vec<Note>,
+}
 
 impl Checks {
-    /// Adds a backend: `probe` resolves `true` when it answers.
-    pub fn with<F, Fut>(mut self, name: &'static str, probe: F) -> Self
+    /// Adds a backend, reported as `name` when it does not answer: `probe` resolves `true` when it
+    /// answers.
+    pub fn with<F, Fut>(mut self, name: impl Into<Cow<'static, str>>, probe: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = bool> + Send + 'static,
     {
-        self.0.push((name, Arc::new(move || Box::pin(probe()))));
+        self.probes
+            .push((name.into(), Arc::new(move || Box::pin(probe()))));
+        self
+    }
+
+    /// An event store, by its ping, reported as `name`.
+    pub fn with_event_store(
+        self,
+        name: impl Into<Cow<'static, str>>,
+        store: Arc<dyn EventStore>,
+    ) -> Self {
+        self.with(name, move || {
+            let store = store.clone();
+            async move {
+                let answer = store.ping().await;
+                if let Err(e) = &answer {
+                    tracing::debug!(error = %e, "the event store's ping failed");
+                }
+                answer.is_ok()
+            }
+        })
+    }
+
+    /// A database, by its ping, reported as `database`.
+    pub fn with_database(self, db: Database) -> Self {
+        self.with("database", move || {
+            let db = db.clone();
+            async move {
+                let answer = db.ping().await;
+                if let Err(e) = &answer {
+                    tracing::debug!(error = %e, "the database's ping failed");
+                }
+                answer.is_ok()
+            }
+        })
+    }
+
+    /// Adds a condition that leaves the process ready but wants an operator's look: `note`
+    /// resolves to a line saying what, or `None` while all is well. Restarting the process or
+    /// taking it out of service would not mend such a condition, so `/ready` stays 200 and lists
+    /// the lines under `degraded`.
+    pub fn with_degraded<F, Fut>(mut self, note: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<String>> + Send + 'static,
+    {
+        self.notes.push(Arc::new(move || Box::pin(note())));
         self
     }
 
@@ -48,17 +106,17 @@ impl Checks {
     }
 
     /// The names of the backends that do not answer now, asked together.
-    pub async fn down(&self) -> Vec<&'static str> {
-        let answers = futures::future::join_all(self.0.iter().map(|(name, probe)| {
+    pub async fn down(&self) -> Vec<String> {
+        let answers = futures::future::join_all(self.probes.iter().map(|(name, probe)| {
             let probe = probe();
             async move {
                 let up = tokio::time::timeout(CHECK_TIMEOUT, probe)
                     .await
                     .unwrap_or(false);
                 if !up {
-                    tracing::warn!(backend = *name, "does not answer");
+                    tracing::warn!(backend = %name, "does not answer");
                 }
-                (*name, up)
+                (name.to_string(), up)
             }
         }))
         .await;
@@ -68,10 +126,37 @@ impl Checks {
             .map(|(name, _)| name)
             .collect()
     }
+
+    /// The degraded conditions that hold now, asked together (one that does not answer in time
+    /// says nothing).
+    pub async fn degraded(&self) -> Vec<String> {
+        let notes = self.notes.iter().map(|note| async move {
+            tokio::time::timeout(CHECK_TIMEOUT, note())
+                .await
+                .ok()
+                .flatten()
+        });
+        futures::future::join_all(notes)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// The answer to `/ready`: [`readiness`] of what does not answer, with the degraded
+    /// conditions that hold.
+    pub async fn ready(&self) -> (StatusCode, Json<Value>) {
+        let (down, degraded) = futures::join!(self.down(), self.degraded());
+        let (status, Json(mut body)) = readiness(&down);
+        if !degraded.is_empty() {
+            body["degraded"] = json!(degraded);
+        }
+        (status, Json(body))
+    }
 }
 
-/// The answer to `/ready` when `down` is what does not answer (the gateway's shape). Whoever found
-/// a backend down has logged it.
+/// The answer to `/ready` when `down` is what does not answer. Whoever found a backend down has
+/// logged it.
 pub fn readiness(down: &[impl AsRef<str>]) -> (StatusCode, Json<Value>) {
     if down.is_empty() {
         return (
@@ -90,7 +175,7 @@ pub fn readiness(down: &[impl AsRef<str>]) -> (StatusCode, Json<Value>) {
     )
 }
 
-/// When `HEALTH_PORT` is set, serves `/health` and `/ready` on `HOST` at that port until `stop`
+/// When `HEALTH_PORT` is set, serves `/health`, `/ready` and `/metrics` on `HOST` at that port until `stop`
 /// turns true, and returns the bound address (the port may be 0: any free one). Logs
 /// `health on http://…` once listening.
 pub async fn serve_if_asked(
@@ -121,8 +206,9 @@ async fn serve(
         )
         .route(
             "/ready",
-            get(|State(checks): State<Checks>| async move { readiness(&checks.down().await) }),
+            get(|State(checks): State<Checks>| async move { checks.ready().await }),
         )
+        .route("/metrics", get(crate::telemetry::metrics_route))
         .with_state(checks);
     tokio::spawn(async move {
         let stopped = async move {
@@ -166,6 +252,37 @@ mod tests {
         assert_eq!(body["down"], json!(["database", "NATS"]));
         let (status, _) = readiness(&Checks::default().down().await);
         assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_degraded_process_stays_ready_and_says_why() {
+        let checks = Checks::default()
+            .with("database", || async { true })
+            .with_degraded(|| async { Some("2 events parked".to_owned()) })
+            .with_degraded(|| async { None });
+        let (status, Json(body)) = checks.ready().await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["degraded"], json!(["2 events parked"]));
+        let (status, Json(body)) = checks
+            .clone()
+            .with("NATS", || async { false })
+            .ready()
+            .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            body["degraded"],
+            json!(["2 events parked"]),
+            "down and degraded"
+        );
+        let (_, Json(body)) = Checks::default()
+            .with_degraded(|| async { None })
+            .ready()
+            .await;
+        assert_eq!(
+            body,
+            json!({"success": 1, "message": "ready"}),
+            "nothing to say"
+        );
     }
 
     /// Over HTTP, as a health check would ask it; and the server stops when told.

@@ -160,14 +160,18 @@ impl SmtpMailer {
 impl Mailer for SmtpMailer {
     async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError> {
         let message = message(&self.from, mail)?;
-        match tokio::time::timeout(SMTP_SEND_TIMEOUT, self.transport.send(message)).await {
+        let sent = match tokio::time::timeout(SMTP_SEND_TIMEOUT, self.transport.send(message)).await
+        {
             Err(_) => Err(MailError::Timeout),
             Ok(Err(e)) => Err(MailError::Transport(e.to_string())),
             Ok(Ok(_)) => {
                 tracing::info!(to = %mask(&mail.to_email), "mail sent over SMTP");
                 Ok(())
             }
-        }
+        };
+        let outcome = if sent.is_ok() { "sent" } else { "failed" };
+        metrics::counter!(crate::telemetry::names::MAILS, "outcome" => outcome).increment(1);
+        sent
     }
 
     fn describe(&self) -> &'static str {

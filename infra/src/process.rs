@@ -1,19 +1,6 @@
-//! What every service binary does the same way: logging and the shutdown signal.
+//! What every service binary does the same way: the shutdown signal and retried start-up steps.
 
 use std::future::Future;
-
-use tracing_subscriber::EnvFilter;
-
-/// Logs to stderr (stdout stays free for what a command prints); `RUST_LOG` overrides the default (`info`). Colours only on a terminal.
-pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
-}
 
 /// Resolves on SIGTERM or Ctrl-C. The SIGTERM handler is installed when this is called, not when
 /// the future is first polled, so call it before announcing readiness: a SIGTERM sent the moment a
@@ -54,7 +41,10 @@ pub async fn retry_until_stopped<F, Fut>(
     F: FnMut(tokio::sync::watch::Receiver<bool>) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let mut pause = std::time::Duration::from_millis(100);
+    let mut pauses = crate::backoff::Backoff::new(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(5),
+    );
     loop {
         if *stop.borrow() {
             return;
@@ -66,9 +56,8 @@ pub async fn retry_until_stopped<F, Fut>(
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
+            _ = tokio::time::sleep(pauses.next()) => {}
             _ = stop.changed() => return,
         }
-        pause = (pause * 2).min(std::time::Duration::from_secs(5));
     }
 }

@@ -11,16 +11,18 @@
 //! (see [`crate::feed::StreamGap`]).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, context::Publish, stream};
-use events_schema::{Position, RecordedEvent};
+use events_schema::Position;
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use crate::EventStore;
+use crate::telemetry::names;
+use crate::{subjects, EventStore};
 
 /// Header carrying an event's global position.
 pub const POSITION_HEADER: &str = "Chat-Position";
@@ -33,26 +35,6 @@ const IN_FLIGHT: usize = 256;
 /// How long JetStream remembers message ids to drop duplicates.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
-/// The JetStream stream of the events of deployment `prefix` (stream names allow no `.`).
-pub fn events_stream(prefix: &str) -> String {
-    let safe: String = prefix
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{safe}_EVENTS")
-}
-
-/// The subject of one event.
-pub fn event_subject(prefix: &str, event: &RecordedEvent) -> String {
-    format!("{prefix}.events.{}", event.stream)
-}
-
 /// Creates the events stream if it does not exist (idempotent; every service may call it at start).
 /// The relay then sets its retention ([`set_retention`]), so one made at the same moment by
 /// another service may already differ from this config: it is taken as it is.
@@ -60,11 +42,11 @@ pub async fn ensure_events_stream(
     js: &jetstream::Context,
     prefix: &str,
 ) -> anyhow::Result<stream::Stream> {
-    let name = events_stream(prefix);
+    let name = subjects::events_stream(prefix);
     let created = js
         .get_or_create_stream(stream::Config {
             name: name.clone(),
-            subjects: vec![format!("{prefix}.events.>")],
+            subjects: vec![subjects::all_events(prefix)],
             storage: stream::StorageType::File,
             duplicate_window: DUPLICATE_WINDOW,
             ..Default::default()
@@ -143,12 +125,32 @@ pub async fn run(
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let js = jetstream::new(client);
+    let published = Arc::new(AtomicU64::new(0));
+    let watcher = tokio::spawn(watch_lag(store.clone(), published.clone()));
     crate::process::retry_until_stopped(stop, "the event relay", |mut stop| {
         let (store, js, prefix) = (store.clone(), js.clone(), prefix.clone());
-        async move { relay_once(&store, &js, &prefix, keep, &mut stop).await }
+        let published = published.clone();
+        async move { relay_once(&store, &js, &prefix, keep, &published, &mut stop).await }
     })
     .await;
+    watcher.abort();
     Ok(())
+}
+
+/// How often the relay's lag is measured against the log's head.
+const LAG_EVERY: Duration = Duration::from_secs(5);
+
+/// Keeps [`names::RELAY_LAG_EVENTS`] at the distance from the last event JetStream acknowledged
+/// to the log's head.
+async fn watch_lag(store: Arc<dyn EventStore>, published: Arc<AtomicU64>) {
+    let mut tick = tokio::time::interval(LAG_EVERY);
+    loop {
+        tick.tick().await;
+        if let Ok(head) = store.head().await {
+            let behind = head.saturating_sub(published.load(Ordering::Relaxed));
+            metrics::gauge!(names::RELAY_LAG_EVENTS).set(behind as f64);
+        }
+    }
 }
 
 /// Where a stream keeping `keep` events would start: the position of the event before the oldest
@@ -197,6 +199,7 @@ async fn relay_once(
     js: &jetstream::Context,
     prefix: &str,
     keep: Option<u64>,
+    acknowledged: &AtomicU64,
     stop: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut stream = ensure_events_stream(js, prefix).await?;
@@ -208,7 +211,8 @@ async fn relay_once(
         Some(keep) => published.max(oldest_kept(store.as_ref(), keep).await?),
         None => published,
     };
-    tracing::info!(from, published, stream = %events_stream(prefix), "relaying events to JetStream");
+    tracing::info!(from, published, stream = %subjects::events_stream(prefix), "relaying events to JetStream");
+    acknowledged.store(from, Ordering::Relaxed);
     let mut events = store.subscribe_all(from);
     let mut acks = VecDeque::new();
     let mut previous = from;
@@ -237,22 +241,26 @@ async fn relay_once(
                     .header(POSITION_HEADER, event.position.to_string())
                     .header(PREVIOUS_HEADER, previous.to_string());
                 previous = event.position;
-                let subject = event_subject(prefix, &event);
+                let subject = subjects::event(prefix, &event.stream);
                 if let Some(seen) = jumped_past.take() {
                     publish_after_jump(js, subject, publish, seen).await?;
+                    acknowledged.store(previous, Ordering::Relaxed);
+                    metrics::counter!(names::EVENTS_RELAYED).increment(1);
                     continue;
                 }
                 let ack = js
                     .send_publish(subject, publish)
                     .await
                     .context("publishing to JetStream")?;
-                acks.push_back(ack);
+                acks.push_back((event.position, ack));
             }
             Some(None) => anyhow::bail!("the event log subscription ended"),
             None => {
-                if let Some(ack) = acks.pop_front() {
+                if let Some((position, ack)) = acks.pop_front() {
                     ack.await
                         .context("JetStream did not acknowledge an event")?;
+                    acknowledged.store(position, Ordering::Relaxed);
+                    metrics::counter!(names::EVENTS_RELAYED).increment(1);
                 }
             }
         }

@@ -97,7 +97,7 @@ impl DeleteEventsStream {
     pub fn new(client: &async_nats::Client, prefix: &str) -> Self {
         Self {
             client: client.clone(),
-            name: crate::relay::events_stream(prefix),
+            name: crate::subjects::events_stream(prefix),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The docker-compose dev stack and its image (infra/deploy/), checked against the code without a
 //! Docker engine: every service's settings are read by the same `Settings::from_vars` the binaries
-//! run, every backend URL names a service of the stack, nginx sends to exactly the gateways, and
-//! the image builds exactly the binaries the stack runs.
+//! run, every backend URL names a service of the stack, nginx sends to exactly the gateways and is
+//! the only way in, Prometheus scrapes every process where it serves /metrics, the alerts and the
+//! dashboard ask only for metrics the code keeps, and the image builds exactly the binaries the
+//! stack runs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -252,7 +254,12 @@ fn the_gateways_agree_and_sit_behind_the_proxy() {
         .lines()
         .map(str::trim)
         .filter_map(|l| l.strip_prefix("server ").and_then(|s| s.strip_suffix(';')))
-        .map(str::to_owned)
+        .map(|s| {
+            // Looked up again while nginx runs, so a recreated gateway is found.
+            s.strip_suffix(" resolve")
+                .unwrap_or_else(|| panic!("nginx: `server {s}` lacks `resolve`"))
+                .to_owned()
+        })
         .collect();
     assert_eq!(
         servers, upstreams,
@@ -262,9 +269,30 @@ fn the_gateways_agree_and_sit_behind_the_proxy() {
         "proxy_set_header Upgrade $http_upgrade;",
         "proxy_set_header Connection $connection_upgrade;",
         "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
-        "ip_hash;",
+        // Affinity that spreads clients behind one NAT, and moves few when a gateway changes.
+        "hash $remote_addr$http_user_agent consistent;",
+        "zone gateways",
+        "resolver 127.0.0.11",
+        // /metrics is never public.
+        "location = /metrics {",
     ] {
         assert!(nginx.contains(directive), "nginx.conf lacks `{directive}`");
+    }
+    let connections: u64 = nginx
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("worker_connections "))
+        .and_then(|v| v.trim_end_matches(';').parse().ok())
+        .expect("worker_connections is set");
+    assert!(
+        connections >= 20_000,
+        "worker_connections {connections} is too few for tens of thousands of sockets"
+    );
+    // TRUST_PROXY is safe only when nginx is the sole way in: no gateway publishes a port.
+    for name in &gateways {
+        assert!(
+            services[name]["ports"].is_null(),
+            "{name} trusts X-Forwarded-For, so it must be reachable only through nginx"
+        );
     }
     let read_timeout: u64 = nginx
         .lines()
@@ -291,6 +319,58 @@ fn the_gateways_agree_and_sit_behind_the_proxy() {
             "{lb} waits until {name} is ready"
         );
     }
+}
+
+#[test]
+fn the_gateways_share_one_bucket_that_the_stack_creates() {
+    let compose = compose();
+    let services = services(&compose);
+    let init = &services["minio-init"];
+    let script = strings(&init["entrypoint"]).join(" ");
+    let mut buckets = BTreeSet::new();
+    for (name, binary) in ours(&services) {
+        if binary != "gateway" {
+            continue;
+        }
+        let raw = &services[&name]["environment"];
+        let settings = Settings::from_vars(environment(&services[&name], SECRET)).unwrap();
+        let bucket = settings
+            .files_url
+            .strip_prefix("s3://")
+            .unwrap_or_else(|| panic!("{name}: FILES_URL is not s3://…"))
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert!(
+            script.contains(&format!("mc mb --ignore-existing local/{bucket}")),
+            "minio-init creates {bucket}: {script}"
+        );
+        buckets.insert(bucket);
+        let endpoint = raw["AWS_ENDPOINT"].as_str().expect("AWS_ENDPOINT");
+        assert!(
+            services.contains_key(&url_host(endpoint)),
+            "{name}: AWS_ENDPOINT names {endpoint}, not a service"
+        );
+        assert_eq!(
+            raw["AWS_ALLOW_HTTP"].as_str(),
+            Some("true"),
+            "{name}: MinIO is plain HTTP"
+        );
+        for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
+            assert!(raw[key].as_str().is_some(), "{name}: {key}");
+        }
+        assert_eq!(
+            services[&name]["depends_on"]["minio-init"]["condition"].as_str(),
+            Some("service_completed_successfully"),
+            "{name} starts once the bucket exists"
+        );
+    }
+    assert_eq!(buckets.len(), 1, "every gateway uses the same bucket");
+    assert_eq!(
+        init["depends_on"]["minio"]["condition"].as_str(),
+        Some("service_healthy")
+    );
 }
 
 #[test]
@@ -355,6 +435,133 @@ fn the_image_builds_what_the_stack_runs_with_a_toolchain_the_workspace_accepts()
             ".dockerignore lacks {entry}"
         );
     }
+}
+
+#[test]
+fn the_image_caches_dependencies_and_the_stack_documents_its_secrets() {
+    let dockerfile = read(&deploy_dir().join("Dockerfile"));
+    for step in ["cargo chef prepare", "cargo chef cook --release --locked"] {
+        assert!(dockerfile.contains(step), "the image lacks `{step}`");
+    }
+    let example = read(&deploy_dir().join(".env.example"));
+    let text = read(&deploy_dir().join("docker-compose.yml"));
+    // Every variable Compose requires (`${VAR:?…}`) is in the example, unset.
+    for required in text.split("${").skip(1).filter_map(|r| r.split_once(":?")) {
+        let variable = required.0;
+        assert!(
+            example.lines().any(|l| l == format!("{variable}=")),
+            ".env.example lacks {variable}= (empty)"
+        );
+    }
+}
+
+/// Metric names in a PromQL expression: `chat_…` words, without the histogram series suffixes.
+fn metrics_in(expr: &str) -> BTreeSet<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("chat_"))
+        .map(|w| {
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| w.strip_suffix(suffix))
+                .unwrap_or(w)
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn monitoring_scrapes_every_process_and_asks_only_for_kept_metrics() {
+    use infra::telemetry::names;
+    let compose = compose();
+    let services = services(&compose);
+    for name in ["prometheus", "grafana"] {
+        assert_eq!(
+            strings(&services[name]["profiles"]),
+            vec!["monitoring".to_owned()],
+            "{name} joins only with the monitoring profile"
+        );
+    }
+    // Where each process of ours serves /metrics: a gateway on METRICS_PORT (off its public
+    // port), a service on HEALTH_PORT.
+    let mut expected = BTreeSet::new();
+    for (name, binary) in ours(&services) {
+        let settings = Settings::from_vars(environment(&services[&name], SECRET)).unwrap();
+        assert!(settings.telemetry.metrics, "{name} keeps metrics");
+        let port = if binary == "gateway" {
+            settings
+                .telemetry
+                .metrics_port
+                .unwrap_or_else(|| panic!("{name}: no METRICS_PORT"))
+        } else {
+            settings.health_port.expect("a health port")
+        };
+        expected.insert(format!("{name}:{port}"));
+    }
+    let prometheus: Value =
+        serde_yaml_ng::from_str(&read(&deploy_dir().join("prometheus/prometheus.yml"))).unwrap();
+    let scraped: BTreeSet<String> = prometheus["scrape_configs"]
+        .as_sequence()
+        .expect("scrape_configs")
+        .iter()
+        .flat_map(|job| {
+            job["static_configs"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|c| strings(&c["targets"]))
+        .collect();
+    assert_eq!(
+        scraped, expected,
+        "Prometheus scrapes every process of ours"
+    );
+    for rule_file in strings(&prometheus["rule_files"]) {
+        let file = rule_file
+            .strip_prefix("/etc/prometheus/")
+            .expect("rule files are mounted from ./prometheus");
+        assert!(
+            deploy_dir().join("prometheus").join(file).exists(),
+            "{rule_file} is not in infra/deploy/prometheus"
+        );
+    }
+
+    let kept: BTreeSet<String> = names::ALL.iter().map(|n| (*n).to_owned()).collect();
+    let alerts: Value =
+        serde_yaml_ng::from_str(&read(&deploy_dir().join("prometheus/alerts.yml"))).unwrap();
+    let mut alerted = BTreeSet::new();
+    for group in alerts["groups"].as_sequence().expect("groups") {
+        for rule in group["rules"].as_sequence().expect("rules") {
+            let expr = rule["expr"].as_str().expect("an expr");
+            let used = metrics_in(expr);
+            assert!(used.is_subset(&kept), "{expr}: unknown {:?}", &used - &kept);
+            alerted.extend(rule["alert"].as_str().map(str::to_owned));
+        }
+    }
+    for must in [
+        "ProjectionStalled",
+        "ProjectionLagging",
+        "RelayStalled",
+        "NatsDown",
+        "EventStoreErrors",
+        "HttpServerErrors",
+    ] {
+        assert!(alerted.contains(must), "alerts.yml lacks {must}");
+    }
+
+    let dashboard: serde_json::Value = serde_json::from_str(&read(
+        &deploy_dir().join("grafana/dashboards/expresschat.json"),
+    ))
+    .expect("the dashboard is JSON");
+    let mut shown = BTreeSet::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("an expr");
+            let used = metrics_in(expr);
+            assert!(used.is_subset(&kept), "{expr}: unknown {:?}", &used - &kept);
+            shown.extend(used);
+        }
+    }
+    assert_eq!(shown, kept, "the dashboard shows every metric");
 }
 
 fn version(text: &str) -> Vec<u64> {

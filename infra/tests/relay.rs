@@ -227,7 +227,7 @@ async fn a_feed_refuses_to_skip_events_the_stream_no_longer_holds() {
     let stream = relay::ensure_events_stream(&js, &f.prefix).await.unwrap();
     stream.purge().keep(10).await.unwrap();
     let stored = f.store.read_all(0, 100).await.unwrap();
-    let durable = infra::feed::durable_name(&f.prefix, "test");
+    let durable = infra::subjects::durable_consumer(&f.prefix, "test");
     let first_batch = |after| {
         let (js, prefix, durable) = (js.clone(), f.prefix.clone(), durable.clone());
         async move {
@@ -367,7 +367,7 @@ async fn a_jump_publishes_only_onto_the_stream_as_it_was_seen() {
         let publish = jetstream::context::Publish::build()
             .payload(body.into())
             .message_id(event.event_id.to_string());
-        (relay::event_subject(&f.prefix, event), publish)
+        (infra::subjects::event(&f.prefix, &event.stream), publish)
     };
     let (subject, first) = publish(&stored[0]);
     relay::publish_after_jump(&js, subject, first, 0)

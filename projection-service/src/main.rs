@@ -11,21 +11,23 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use infra::audit::AuditParams;
-use infra::config::Settings;
+use infra::config::{Settings, SettingsArgs};
 use infra::db::Database;
 use infra::event_store::open_event_store;
 use infra::health::Checks;
-use projection_service::audit_cli::{self, Format, Whose};
+use projection_service::audit::cli::{self as audit_cli, Format, Whose};
+use projection_service::audit::AuditParams;
 use projection_service::replay::{replay, ReplayOptions, ReplayOutcome, PROJECTIONS};
 use projection_service::{run, Projector};
 use tokio::sync::watch;
 
-/// The projection-service: builds the read models from the event log. Settings come from the
-/// environment, like every service's (README, "Settings").
+/// The projection-service: builds the read models from the event log. The settings, every
+/// service's, go before a subcommand.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = infra::config::AFTER_HELP)]
 struct Cli {
+    #[command(flatten)]
+    settings: SettingsArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -85,15 +87,22 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Before the command line (clap falls back to the environment) and before logging starts
+    // (RUST_LOG).
+    infra::config::load_dotenv();
     let cli = Cli::parse();
-    infra::process::init_logging();
-    let settings = match Settings::from_env() {
+    let settings = match Settings::from_args(&cli.settings) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("projection-service: bad setting: {e}");
             return ExitCode::from(2);
         }
     };
+    infra::telemetry::init_logging(settings.telemetry.log_format);
+    if let Err(e) = infra::telemetry::install(settings.telemetry.metrics) {
+        eprintln!("projection-service: metrics: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let done = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Audit {
@@ -151,14 +160,18 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let db = Database::connect(&settings.database_url)
         .await
         .map_err(|e| anyhow::anyhow!("database (DATABASE_URL) unavailable: {e:#}"))?;
-    let database = Checks::default().with("database", {
+    // Parked events leave the process ready: see dead_letters::degraded.
+    let database = Checks::default().with_database(db.clone()).with_degraded({
         let db = db.clone();
         move || {
             let db = db.clone();
-            async move { db.ping().await.is_ok() }
+            async move { projection_service::dead_letters::degraded(&db).await }
         }
     });
-    let projector = Arc::new(Projector::new(db).await?);
+    let projector = Arc::new(Projector::new(db.clone()).await?);
+    if let Some(parked) = projection_service::dead_letters::degraded(&db).await {
+        tracing::warn!("{parked}: a replay that can apply them brings them back");
+    }
     let from = projector.checkpoint().await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -191,13 +204,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let store = open_event_store(&settings.event_store_url)
         .await
         .map_err(|e| anyhow::anyhow!("event store (EVENT_STORE_URL) unavailable: {e:#}"))?;
-    let checks = database.with("event store", {
-        let store = store.clone();
-        move || {
-            let store = store.clone();
-            async move { store.ping().await.is_ok() }
-        }
-    });
+    let checks = database.with_event_store("event store", store.clone());
     infra::health::serve_if_asked(&settings, checks, stop_rx.clone()).await?;
     let (progress, _) = watch::channel(from);
     tracing::info!(from, "projecting from the event store");

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use events_schema::events::{
-    GroupCreated, MemberRemoved, MessageFormat, MessageRead, MessageSent, PersonalChatCreated,
-    RemovalReason, SelfChatCreated, UserRegistered, UserRenamed, UserVerified,
+    GroupCreated, GroupDeleted, MemberAdded, MemberRemoved, MessageDeleted, MessageEdited,
+    MessageFormat, MessageRead, MessageSent, MessagesDelivered, PersonalChatCreated, ReactionAdded,
+    ReactionRemoved, RemovalReason, SelfChatCreated, UserRegistered, UserRenamed, UserVerified,
 };
 use events_schema::{
-    ChatId, Content, DomainEvent, EventMetadata, MessageId, RecordedEvent, UserId, UserName,
+    ChatId, Content, DomainEvent, Emoji, EventMetadata, MessageId, RecordedEvent, UserId, UserName,
 };
 use infra::db::Database;
 use infra::event_store::open_event_store;
@@ -140,6 +141,8 @@ impl Log {
                 content: Content::parse(text).unwrap(),
                 format: MessageFormat::Text,
                 client_id: None,
+                reply_to: None,
+                attachments: Vec::new(),
             },
         );
         id
@@ -159,6 +162,8 @@ async fn snapshot(db: &Database) -> Vec<String> {
         ("chats", "chat_id"),
         ("chat_members", "chat_id, user_id"),
         ("messages", "chat_id, version"),
+        ("message_reactions", "message_id, emoji, user_id"),
+        ("chat_memberships", "chat_id, user_id, since_position"),
         ("projection_checkpoints", "name"),
     ] {
         let sql = format!("SELECT * FROM {table} ORDER BY {key}");
@@ -246,6 +251,163 @@ async fn pages_are_keyset_newest_first(f: Fixture) {
     ));
 }
 
+/// Replies, edits, deletions and reactions as pages show them, each applied once however often
+/// its batch is.
+async fn pages_show_replies_edits_deletions_and_reactions(f: Fixture) {
+    let mut log = Log::default();
+    let (ada, bob) = (uid("ada"), uid("bob"));
+    log.user(&ada, "Ada", true);
+    log.user(&bob, "Bob", true);
+    let chat = log.personal_chat("p1", &ada, &bob);
+    let stream = format!("chat-{chat}");
+    let first = log.message(&chat, &ada, "first");
+    let reply = MessageId::generate();
+    log.push(
+        &stream,
+        MessageSent {
+            chat_id: chat.clone(),
+            message_id: reply.clone(),
+            sender_id: bob.clone(),
+            content: Content::parse("answer").unwrap(),
+            format: MessageFormat::Text,
+            client_id: None,
+            reply_to: Some(first.clone()),
+            attachments: Vec::new(),
+        },
+    );
+    let edited = log.push(
+        &stream,
+        MessageEdited {
+            chat_id: chat.clone(),
+            message_id: first.clone(),
+            editor: ada.clone(),
+            content: Content::parse("first, better").unwrap(),
+        },
+    );
+    let reaction = |user: &UserId, emoji: &str| ReactionAdded {
+        chat_id: chat.clone(),
+        message_id: reply.clone(),
+        user_id: user.clone(),
+        emoji: Emoji::parse(emoji).unwrap(),
+    };
+    log.push(&stream, reaction(&bob, "👍"));
+    log.push(&stream, reaction(&ada, "👍"));
+    log.push(&stream, reaction(&ada, "🎉"));
+    log.push(
+        &stream,
+        ReactionRemoved {
+            chat_id: chat.clone(),
+            message_id: reply.clone(),
+            user_id: ada.clone(),
+            emoji: Emoji::parse("🎉").unwrap(),
+        },
+    );
+    let gone = log.message(&chat, &bob, "oops");
+    log.push(&stream, reaction(&ada, "😮"));
+    log.push(
+        &stream,
+        ReactionAdded {
+            message_id: gone.clone(),
+            ..reaction(&ada, "😮")
+        },
+    );
+    log.push(
+        &stream,
+        MessageDeleted {
+            chat_id: chat.clone(),
+            message_id: gone.clone(),
+            deleted_by: bob.clone(),
+        },
+    );
+    // An edit of a deleted message changes nothing (the aggregate refuses it; the read model
+    // holds anyway).
+    log.push(
+        &stream,
+        MessageEdited {
+            chat_id: chat.clone(),
+            message_id: gone.clone(),
+            editor: bob.clone(),
+            content: Content::parse("back").unwrap(),
+        },
+    );
+    let end = f.projector.apply(&log.events).await.unwrap();
+    let once = snapshot(&f.db).await;
+    assert_eq!(f.projector.apply(&log.events).await.unwrap(), end);
+    assert_eq!(snapshot(&f.db).await, once);
+
+    let page = queries::message_page(&f.db, &chat, None, 10).await.unwrap();
+    let [deleted, answer, original] = &page.messages[..] else {
+        panic!("three messages: {:?}", page.messages);
+    };
+    assert_eq!((deleted.id.clone(), deleted.deleted), (gone, true));
+    assert_eq!(deleted.content, "");
+    assert!(deleted.reactions.is_empty());
+    assert_eq!(deleted.edited_at, None);
+    assert_eq!(answer.reply_to.as_ref(), Some(&first));
+    assert_eq!(
+        answer.reactions,
+        vec![
+            ("👍".to_owned(), vec![bob.clone(), ada.clone()]),
+            ("😮".to_owned(), vec![ada.clone()]),
+        ]
+    );
+    assert_eq!(answer.edited_at, None);
+    // Bob's answer is unread by Ada; his deleted message is not counted.
+    let list = queries::personal_chat_list(&f.db, &ada).await.unwrap();
+    assert_eq!(list[0].unread, 1);
+    assert_eq!(original.content, "first, better");
+    assert_eq!(original.edited_at, Some(edited.occurred_at));
+    assert!(!original.deleted && original.reply_to.is_none());
+}
+
+/// Delivered and read pointers as message ids: a read delivers too, a pointer never moves back.
+async fn receipts_name_the_last_message_delivered_and_read(f: Fixture) {
+    let mut log = Log::default();
+    let (ada, bob) = (uid("ada"), uid("bob"));
+    log.user(&ada, "Ada", true);
+    log.user(&bob, "Bob", true);
+    let chat = log.personal_chat("p1", &ada, &bob);
+    let stream = format!("chat-{chat}");
+    let ids: Vec<MessageId> = (0..3)
+        .map(|i| log.message(&chat, &ada, &format!("m{i}")))
+        .collect();
+    let pointer = |version: u64| MessagesDelivered {
+        chat_id: chat.clone(),
+        reader: bob.clone(),
+        up_to_version: version,
+    };
+    // Versions: 0 the creation, 1..=3 the messages.
+    log.push(&stream, pointer(2));
+    log.push(&stream, pointer(1));
+    f.projector.apply(&log.events).await.unwrap();
+    let receipts = queries::receipts(&f.db, &chat, None).await.unwrap();
+    let of = |who: &UserId| receipts.iter().find(|r| &r.user == who).cloned().unwrap();
+    assert_eq!(
+        (of(&bob).delivered, of(&bob).read),
+        (Some(ids[1].clone()), None)
+    );
+    // The sender has read, and so received, their own messages.
+    assert_eq!(
+        (of(&ada).delivered, of(&ada).read),
+        (Some(ids[2].clone()), Some(ids[2].clone()))
+    );
+    log.push(
+        &stream,
+        MessageRead {
+            chat_id: chat.clone(),
+            reader: bob.clone(),
+            up_to_version: 3,
+        },
+    );
+    f.projector.apply(&log.events).await.unwrap();
+    let only_bob = queries::receipts(&f.db, &chat, Some(&bob)).await.unwrap();
+    assert_eq!(only_bob.len(), 1);
+    assert_eq!(
+        (only_bob[0].delivered.clone(), only_bob[0].read.clone()),
+        (Some(ids[2].clone()), Some(ids[2].clone()))
+    );
+}
+
 async fn search_finds_verified_names_literally(f: Fixture) {
     let mut log = Log::default();
     log.user(&uid("a"), "Ada Lovelace", true);
@@ -293,6 +455,11 @@ async fn search_finds_verified_names_literally(f: Fixture) {
             .len(),
         1
     );
+    // No name holds a control character; PostgreSQL would refuse a NUL in the pattern.
+    assert!(queries::search_users(&f.db, "a\u{0}", &uid("zz"), 8)
+        .await
+        .unwrap()
+        .is_empty());
     let ada = queries::user(&f.db, &uid("a")).await.unwrap().unwrap();
     assert!(ada.verified);
     assert!(
@@ -478,7 +645,10 @@ async fn over_nats_what_the_stream_dropped_is_read_from_the_event_store() {
     let prefix = infra::testing::unique_prefix();
     let _stream = infra::testing::DeleteEventsStream::new(&client, &prefix);
     let mut announced = client
-        .subscribe(infra::feed::applied_subject(&prefix, "read_models"))
+        .subscribe(infra::subjects::applied(
+            &prefix,
+            infra::subjects::READ_MODELS,
+        ))
         .await
         .unwrap();
     let (stop_tx, stop) = watch::channel(false);
@@ -556,6 +726,105 @@ async fn over_nats_what_the_stream_dropped_is_read_from_the_event_store() {
     assert_eq!(seen, (1..=log.events.len() as u64).collect::<Vec<_>>());
 }
 
+/// Stretches of membership, in log positions: opened by creation and adds, closed (inclusively)
+/// by a removal or the group's deletion, a new one for each return.
+async fn memberships_are_exact_stretches(f: Fixture) {
+    use projection_service::memberships::{self, Stretch};
+    let mut log = Log::default();
+    let (ada, bob) = (uid("ada"), uid("bob"));
+    log.user(&ada, "Ada", true);
+    log.user(&bob, "Bob", true);
+    let g = ChatId::parse("g1").unwrap();
+    let created = log
+        .push(
+            "chat-g1",
+            GroupCreated {
+                chat_id: g.clone(),
+                name: "Team".into(),
+                description: "d".into(),
+                admin: ada.clone(),
+                members: vec![ada.clone(), bob.clone()],
+            },
+        )
+        .position;
+    let kicked = log
+        .push(
+            "chat-g1",
+            MemberRemoved {
+                chat_id: g.clone(),
+                member: bob.clone(),
+                reason: RemovalReason::Kicked,
+            },
+        )
+        .position;
+    log.message(&g, &ada, "without bob");
+    let back = log
+        .push(
+            "chat-g1",
+            MemberAdded {
+                chat_id: g.clone(),
+                member: bob.clone(),
+            },
+        )
+        .position;
+    let deleted = log
+        .push("chat-g1", GroupDeleted { chat_id: g.clone() })
+        .position;
+    f.projector.apply(&log.events).await.unwrap();
+
+    let bob_in_g: Vec<Stretch> = memberships::of_user(&f.db, &bob, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.chat_id == g)
+        .map(|s| s.stretch)
+        .collect();
+    assert_eq!(
+        bob_in_g,
+        vec![
+            Stretch {
+                since: created,
+                until: Some(kicked)
+            },
+            Stretch {
+                since: back,
+                until: Some(deleted)
+            },
+        ]
+    );
+    // From a later point, only the stretches that reach it.
+    let from_back = memberships::of_user(&f.db, &bob, kicked + 1).await.unwrap();
+    assert_eq!(
+        from_back
+            .iter()
+            .filter(|s| s.chat_id == g)
+            .map(|s| s.stretch.since)
+            .collect::<Vec<_>>(),
+        vec![back]
+    );
+    let chat = memberships::of_chat(&f.db, &g, 0).await.unwrap();
+    let at = |p: u64| -> Vec<&str> {
+        chat.iter()
+            .filter(|m| m.stretch.covers(p))
+            .map(|m| m.user_id.as_str())
+            .collect()
+    };
+    assert_eq!(
+        at(kicked),
+        vec!["ada", "bob"],
+        "the removal reaches the removed"
+    );
+    assert_eq!(at(kicked + 1), vec!["ada"]);
+    assert_eq!(at(deleted), vec!["ada", "bob"]);
+    assert!(at(deleted + 1).is_empty());
+    assert_eq!(
+        chat.iter()
+            .find(|m| m.user_id == bob)
+            .map(|m| m.name.as_str()),
+        Some("Bob")
+    );
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -576,7 +845,10 @@ macro_rules! on_both {
 on_both!(
     applying_a_batch_twice_changes_nothing,
     pages_are_keyset_newest_first,
+    pages_show_replies_edits_deletions_and_reactions,
+    receipts_name_the_last_message_delivered_and_read,
     search_finds_verified_names_literally,
     chat_lists_follow_membership_and_read_pointers,
+    memberships_are_exact_stretches,
     run_follows_the_live_log,
 );

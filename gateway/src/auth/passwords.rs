@@ -8,7 +8,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use rand::RngCore;
 use tokio::sync::Semaphore;
 
-use super::AuthError;
+use super::error::AuthError;
 
 /// Memory cost in KiB (19 MiB).
 pub const MEMORY_KIB: u32 = 19 * 1024;

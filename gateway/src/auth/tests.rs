@@ -2,6 +2,11 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use events_schema::{UserId, UserName};
+use infra::db::Database;
 
 use super::*;
 
@@ -9,13 +14,27 @@ struct Fixture {
     auth: AuthService,
     offset_ms: Arc<AtomicI64>,
     _dir: tempfile::TempDir,
+    _postgres: Option<infra::testing::TempPostgres>,
 }
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::connect(&infra::db::sqlite_url(&dir.path().join("accounts.db")))
-        .await
-        .unwrap();
+    let url = infra::db::sqlite_url(&dir.path().join("accounts.db"));
+    fixture_on(&url, dir, None).await
+}
+
+/// The accounts in a fresh PostgreSQL database.
+async fn postgres_fixture() -> Fixture {
+    let pg = infra::testing::TempPostgres::create("gateway_auth_test").await;
+    fixture_on(&pg.url(), tempfile::tempdir().unwrap(), Some(pg)).await
+}
+
+async fn fixture_on(
+    url: &str,
+    dir: tempfile::TempDir,
+    postgres: Option<infra::testing::TempPostgres>,
+) -> Fixture {
+    let db = Database::connect(url).await.unwrap();
     let offset_ms = Arc::new(AtomicI64::new(0));
     let offset = offset_ms.clone();
     let auth = AuthService::new(
@@ -31,6 +50,7 @@ async fn fixture() -> Fixture {
         auth,
         offset_ms,
         _dir: dir,
+        _postgres: postgres,
     }
 }
 
@@ -352,4 +372,133 @@ async fn emails_are_looked_up_in_one_query() {
     assert_eq!(found.len(), 2);
     assert_eq!(found[&a], "ada@example.com");
     assert_eq!(found[&b], "bob@example.com");
+}
+
+/// The stored count of tries at `address`'s live code.
+async fn tries(f: &Fixture, address: &str) -> i64 {
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT failures FROM verification_codes JOIN accounts USING (user_id) WHERE email = $1",
+    )
+    .bind(address)
+    .fetch_one(&f.auth.db.pool)
+    .await
+    .unwrap();
+    count
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_wrong_codes_each_take_a_try() {
+    parallel_wrong_codes(fixture().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_wrong_codes_each_take_a_try_on_postgresql() {
+    parallel_wrong_codes(postgres_fixture().await).await;
+}
+
+/// Twenty wrong guesses at once: each is refused, only five are compared (the others find no
+/// tries left), and the right code comes too late.
+async fn parallel_wrong_codes(f: Fixture) {
+    let f = Arc::new(f);
+    let (_, code) = signed_up(&f, "ada@example.com").await;
+    let start = Arc::new(tokio::sync::Barrier::new(20));
+    let guesses: Vec<_> = (0..20)
+        .map(|_| {
+            let (f, start, guess) = (f.clone(), start.clone(), wrong(&code));
+            tokio::spawn(async move {
+                start.wait().await;
+                f.auth.verify(&email("ada@example.com"), &guess).await
+            })
+        })
+        .collect();
+    for guess in guesses {
+        assert!(matches!(guess.await.unwrap(), Err(AuthError::InvalidCode)));
+    }
+    assert_eq!(
+        tries(&f, "ada@example.com").await,
+        MAX_CODE_FAILURES,
+        "no more than five guesses were compared"
+    );
+    assert!(matches!(
+        f.auth.verify(&email("ada@example.com"), &code).await,
+        Err(AuthError::InvalidCode)
+    ));
+}
+
+#[tokio::test]
+async fn a_spent_refresh_token_at_a_handshake_revokes_the_session() {
+    let f = fixture().await;
+    let (_, code) = signed_up(&f, "ada@example.com").await;
+    let s = f
+        .auth
+        .verify(&email("ada@example.com"), &code)
+        .await
+        .unwrap();
+    let first = s.tokens.refresh.clone();
+    let next = f.auth.refresh(&first).await.unwrap();
+    // A valid access token is enough: the refresh token beside it is not looked at.
+    assert!(f
+        .auth
+        .authenticate(Some(&next.access), Some(&first))
+        .await
+        .is_ok());
+    assert!(f.auth.session_active(&s.session_id).await.unwrap());
+    // Needed (no access token, or an expired one), the spent token is the theft signal.
+    match f.auth.authenticate(None, Some(&first)).await {
+        Err(AuthError::RefreshReused { session_id }) => assert_eq!(session_id, s.session_id),
+        other => panic!("expected reuse detection, got {:?}", other.err()),
+    }
+    assert!(!f.auth.session_active(&s.session_id).await.unwrap());
+    assert!(matches!(
+        f.auth.authenticate(None, Some(&next.refresh)).await,
+        Err(AuthError::InvalidRefresh)
+    ));
+    assert!(f.auth.authenticate(Some(&next.access), None).await.is_err());
+    assert!(matches!(
+        f.auth.refresh(&next.refresh).await,
+        Err(AuthError::InvalidRefresh)
+    ));
+    // A token nobody issued is only refused.
+    assert!(matches!(
+        f.auth.authenticate(None, Some("made-up")).await,
+        Err(AuthError::InvalidRefresh)
+    ));
+}
+
+#[tokio::test]
+async fn whether_the_registration_is_recorded_follows_the_account() {
+    let f = fixture().await;
+    let (user_id, _) = signed_up(&f, "ada@example.com").await;
+    async fn again(f: &Fixture) -> SignupOutcome {
+        f.auth
+            .signup(
+                &name("Ada"),
+                &email("ada@example.com"),
+                &password("password2"),
+            )
+            .await
+            .unwrap()
+    }
+    assert!(matches!(
+        again(&f).await,
+        SignupOutcome::Replaced {
+            registered: false,
+            ..
+        }
+    ));
+    f.auth.registration_recorded(&user_id).await.unwrap();
+    let SignupOutcome::Replaced {
+        registered: true,
+        code,
+        ..
+    } = again(&f).await
+    else {
+        panic!("expected a replacement noted as registered")
+    };
+    let s = f
+        .auth
+        .verify(&email("ada@example.com"), &code)
+        .await
+        .unwrap();
+    assert!(s.registered);
 }

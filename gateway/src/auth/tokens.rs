@@ -10,7 +10,7 @@ use rand::{Rng, RngCore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::values::SessionId;
+use super::session_id::SessionId;
 
 /// The claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +51,8 @@ pub struct TokenKeys {
 
 impl TokenKeys {
     pub fn new(secret: &[u8]) -> Self {
+        // Every token is signed or checked through keys made here, so the provider is in place.
+        super::jwt_hmac::install();
         let mut hasher = Sha256::new();
         hasher.update(b"expresschat token hashing v1");
         hasher.update(secret);

@@ -1,8 +1,8 @@
-//! Validated account inputs and the session id.
+//! Validated account inputs.
 
 use std::fmt;
 
-use super::AuthError;
+use super::error::AuthError;
 
 /// An e-mail address, trimmed and lower-cased: one `@`, a non-empty local part, a dotted domain,
 /// no spaces or control characters, at most 254 characters.
@@ -62,30 +62,6 @@ impl Password {
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Password(<redacted>)")
-    }
-}
-
-/// One login: what a refresh token and its access tokens belong to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(String);
-
-impl SessionId {
-    pub fn generate() -> Self {
-        Self(uuid::Uuid::now_v7().to_string())
-    }
-
-    pub fn from_stored(s: String) -> Self {
-        Self(s)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

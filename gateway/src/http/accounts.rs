@@ -6,17 +6,18 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
-use events_schema::{Command, UserId, UserName};
+use events_schema::{Command, UserName};
 use infra::mail::VerificationMail;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::body::JsonObject;
 use super::error::ApiError;
-use super::rate_limit::AuthRoute;
+use super::registration::{self, ensure_chat_user, record_registration};
 use super::sessions::{set_session_cookies, tokens_body};
 use crate::auth::{Email, Password, SignupOutcome};
+use crate::limits::AuthRoute;
 use crate::state::AppState;
+use crate::wire::Outcome;
 
 /// `POST /signup {name, email, password, source?}`.
 pub async fn signup(
@@ -24,7 +25,7 @@ pub async fn signup(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: JsonObject,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Outcome<'static>>, ApiError> {
     state.limiter.check(AuthRoute::Signup, peer, &headers)?;
     let name =
         UserName::parse(body.string("name")?).map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -32,13 +33,7 @@ pub async fn signup(
     let password = Password::parse(body.string("password")?)?;
     let (user_id, code) = match state.auth.signup(&name, &email, &password).await? {
         SignupOutcome::Created { user_id, code } => {
-            let command = Command::RegisterUser {
-                user_id: user_id.clone(),
-                name: name.clone(),
-            };
-            state
-                .dispatch_for_http(Some(user_id.clone()), command)
-                .await?;
+            record_registration(&state, &user_id, &name).await?;
             (user_id, code)
         }
         SignupOutcome::Replaced {
@@ -46,27 +41,28 @@ pub async fn signup(
             code,
             renamed,
             ended_sessions,
+            registered,
         } => {
             for session in &ended_sessions {
                 state.end_session(session, "password changed").await;
             }
-            if let Some(name) = renamed {
+            if !registered {
+                // An earlier sign-up stored the account but not its registration: this one
+                // completes it, under the name given now.
+                record_registration(&state, &user_id, &name).await?;
+            } else if let Some(name) = renamed {
                 let command = Command::RenameUser {
                     user_id: user_id.clone(),
                     name,
                 };
-                state
-                    .dispatch_for_http(Some(user_id.clone()), command)
-                    .await?;
+                registration::dispatch(&state, Some(user_id.clone()), command).await?;
             }
             (user_id, code)
         }
     };
     send_code(&state, &email, &name, &code).await?;
     tracing::info!(%user_id, "signed up; verification mail sent");
-    Ok(Json(
-        json!({"success": 1, "message": "Verification mail sent"}),
-    ))
+    Ok(Json(Outcome::ok("Verification mail sent")))
 }
 
 async fn send_code(
@@ -110,7 +106,8 @@ pub async fn verify(
     let email = Email::parse(query.email.as_deref().unwrap_or_default())?;
     let code = query.token.as_deref().unwrap_or_default();
     let verified = state.auth.verify(&email, code).await?;
-    state.ensure_chat_user(&verified.user_id).await?;
+    ensure_chat_user(&state, &verified).await?;
+    super::account_manage::note_client(&state, &verified.session_id, peer, &headers).await;
     let mut response_headers = HeaderMap::new();
     set_session_cookies(&state, &mut response_headers, &verified.tokens);
     let wants_json = query.source.as_deref() == Some("app")
@@ -135,25 +132,14 @@ pub async fn resend(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: JsonObject,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Outcome<'static>>, ApiError> {
     state.limiter.check(AuthRoute::Resend, peer, &headers)?;
     let email = Email::parse(body.string("email")?)?;
     if let Some(outcome) = state.auth.resend(&email).await? {
         send_code(&state, &email, &outcome.name, &outcome.code).await?;
         tracing::info!(user_id = %outcome.user_id, "verification code re-sent");
     }
-    Ok(Json(
-        json!({"success": 1, "message": "If the account is waiting for verification, a new code was sent"}),
-    ))
-}
-
-impl AppState {
-    /// Makes sure a verified account is a chat user with a self chat (idempotent), and that the
-    /// user's next queries see it.
-    pub async fn ensure_chat_user(&self, user_id: &UserId) -> Result<(), ApiError> {
-        let command = Command::VerifyUser {
-            user_id: user_id.clone(),
-        };
-        self.dispatch_for_http(Some(user_id.clone()), command).await
-    }
+    Ok(Json(Outcome::ok(
+        "If the account is waiting for verification, a new code was sent",
+    )))
 }

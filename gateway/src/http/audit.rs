@@ -2,19 +2,20 @@
 //! They exist only when `AUDIT_TOKEN` is set (otherwise 404, like any unknown path) and answer only
 //! `Authorization: Bearer <AUDIT_TOKEN>` (otherwise 401); a user's access token is not one.
 
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use events_schema::{streams, ChatId, UserId};
-use infra::audit::{AuditPage, AuditParams};
 use infra::AuditSubject;
+use projection_service::audit::{AuditPage, AuditParams};
 use serde::Deserialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::state::AppState;
+use crate::wire::Outcome;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct AuditQueryString {
@@ -26,15 +27,21 @@ pub struct AuditQueryString {
     event_type: Option<String>,
 }
 
+/// The path and query as extracted, read only once the caller is known to bear the audit token:
+/// an unauthenticated caller learns nothing from how its parameters are judged.
+type PathParam = Result<Path<String>, PathRejection>;
+type QueryParams = Result<Query<AuditQueryString>, QueryRejection>;
+
 pub async fn chat_events(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(chat_id): Path<String>,
-    Query(query): Query<AuditQueryString>,
+    path: PathParam,
+    query: QueryParams,
 ) -> Response {
-    if let Err(refused) = authorize(&state, &headers) {
-        return refused.into_response();
-    }
+    let (chat_id, query) = match authorized_request(&state, &headers, path, query) {
+        Ok(request) => request,
+        Err(refused) => return refused.into_response(),
+    };
     match ChatId::parse(&chat_id) {
         Ok(chat) => page(&state, AuditSubject::Stream(streams::chat(&chat)), query).await,
         Err(_) => bad_request("not a chat id"),
@@ -44,15 +51,33 @@ pub async fn chat_events(
 pub async fn user_events(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(user_id): Path<String>,
-    Query(query): Query<AuditQueryString>,
+    path: PathParam,
+    query: QueryParams,
 ) -> Response {
-    if let Err(refused) = authorize(&state, &headers) {
-        return refused.into_response();
-    }
+    let (user_id, query) = match authorized_request(&state, &headers, path, query) {
+        Ok(request) => request,
+        Err(refused) => return refused.into_response(),
+    };
     match UserId::parse(&user_id) {
         Ok(user) => page(&state, AuditSubject::Actor(user.to_string()), query).await,
         Err(_) => bad_request("not a user id"),
+    }
+}
+
+/// The bearer token first (404 / 401), then the path and query (400).
+fn authorized_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: PathParam,
+    query: QueryParams,
+) -> Result<(String, AuditQueryString), Refusal> {
+    authorize(state, headers)?;
+    let Ok(Path(id)) = path else {
+        return Err(Refusal::BadRequest("malformed path".into()));
+    };
+    match query {
+        Ok(Query(query)) => Ok((id, query)),
+        Err(rejection) => Err(Refusal::BadRequest(rejection.body_text())),
     }
 }
 
@@ -89,6 +114,8 @@ enum Refusal {
     NoSuchRoute,
     /// The request does not bear the audit token.
     Unauthorized,
+    /// The token is right; the path or query is not.
+    BadRequest(String),
 }
 
 impl IntoResponse for Refusal {
@@ -98,9 +125,13 @@ impl IntoResponse for Refusal {
             Refusal::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
-                Json(json!({"success": -1, "message": "audit token required"})),
+                Json(Outcome {
+                    message: "audit token required",
+                    success: -1,
+                }),
             )
                 .into_response(),
+            Refusal::BadRequest(message) => bad_request(&message),
         }
     }
 }
@@ -123,7 +154,10 @@ async fn page(state: &AppState, subject: AuditSubject, query: AuditQueryString) 
             tracing::error!(error = %e, "audit read failed");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({"success": -1, "message": "the event store could not be read"})),
+                Json(Outcome {
+                    message: "the event store could not be read",
+                    success: -1,
+                }),
             )
                 .into_response()
         }
@@ -134,7 +168,10 @@ fn bad_request(message: &str) -> Response {
     tracing::debug!(%message, "audit request refused");
     (
         StatusCode::BAD_REQUEST,
-        Json(json!({"success": -1, "message": message})),
+        Json(Outcome {
+            message,
+            success: -1,
+        }),
     )
         .into_response()
 }

@@ -4,9 +4,10 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
 use crate::auth::AuthError;
+use crate::limits::RetryAfter;
+use crate::wire::Outcome;
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -14,6 +15,8 @@ pub enum ApiError {
     BadRequest(String),
     /// 413, success -1.
     TooLarge,
+    /// 415, success -1: a body (or a declared type) other than `application/json`.
+    UnsupportedMediaType,
     /// 429, success -1, with Retry-After in seconds.
     RateLimited { retry_after_secs: u64 },
     /// A refusal with its own status and `success` 0 (e.g. 401, 409, 400 for a wrong code).
@@ -57,6 +60,14 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl From<RetryAfter> for ApiError {
+    fn from(wait: RetryAfter) -> Self {
+        ApiError::RateLimited {
+            retry_after_secs: wait.secs,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, success, message) = match self {
@@ -66,8 +77,16 @@ impl IntoResponse for ApiError {
                 -1,
                 "request body larger than 16 KiB".to_owned(),
             ),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                -1,
+                "the body must be JSON, sent as Content-Type: application/json".to_owned(),
+            ),
             ApiError::RateLimited { retry_after_secs } => {
-                let body = json!({"success": -1, "message": "too many requests, try again later"});
+                let body = Outcome {
+                    message: "too many requests, try again later",
+                    success: -1,
+                };
                 let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
                 if let Ok(v) = HeaderValue::from_str(&retry_after_secs.max(1).to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, v);
@@ -95,7 +114,10 @@ impl IntoResponse for ApiError {
         }
         (
             status,
-            Json(json!({"success": success, "message": message})),
+            Json(Outcome {
+                message: &message,
+                success,
+            }),
         )
             .into_response()
     }

@@ -1,18 +1,23 @@
-//! The HTTP API of PROTOCOL.md §2.
+//! The HTTP API (docs/api.md, "HTTP").
 
 pub mod body;
 pub mod cookies;
 pub mod error;
-pub mod rate_limit;
 
+mod account_manage;
 mod accounts;
 mod audit;
+mod files;
 mod health;
+mod registration;
 mod sessions;
+mod web;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
-use axum::routing::{get, post};
+use axum::middleware::map_response;
+use axum::response::Response;
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use crate::state::AppState;
@@ -22,17 +27,74 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/signup", post(accounts::signup))
-        .route("/verify", get(accounts::verify))
+        .route(
+            "/verify",
+            get(accounts::verify).layer(map_response(no_store)),
+        )
         .route("/resend", post(accounts::resend))
-        .route("/login", post(sessions::login))
-        .route("/logout", post(sessions::logout))
-        .route("/refresh", post(sessions::refresh))
-        .route("/update-access-token", post(sessions::update_access_token))
+        .route(
+            "/login",
+            post(sessions::login).layer(map_response(no_store)),
+        )
+        .route(
+            "/logout",
+            post(sessions::logout).layer(map_response(no_store)),
+        )
+        .route(
+            "/refresh",
+            post(sessions::refresh).layer(map_response(no_store)),
+        )
+        .route(
+            "/update-access-token",
+            post(sessions::update_access_token).layer(map_response(no_store)),
+        )
+        .route("/password/forgot", post(account_manage::forgot_password))
+        .route("/password/reset", post(account_manage::reset_password))
+        .route(
+            "/sessions",
+            get(account_manage::list_sessions).layer(map_response(no_store)),
+        )
+        .route("/sessions/{id}", delete(account_manage::end_session))
+        .route(
+            "/files",
+            post(files::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/files/{file_id}", get(files::download))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
         .route("/audit/chats/{chat_id}/events", get(audit::chat_events))
         .route("/audit/users/{user_id}/events", get(audit::user_events))
+        .fallback(web::serve)
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(measured))
+}
+
+/// Counts each request by its route (the pattern, not the path, so ids do not multiply the
+/// series) and status, with its time.
+async fn measured(request: Request<axum::body::Body>, next: axum::middleware::Next) -> Response {
+    use infra::telemetry::names;
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!(names::HTTP_REQUEST_SECONDS, "route" => route.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!(names::HTTP_REQUESTS, "route" => route, "status" => status).increment(1);
+    response
+}
+
+/// Marks a response of a route that returns or sets tokens (or clears them) as never to be kept by
+/// a browser or proxy cache, whatever its status.
+async fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
 }
 
 /// Gives the request its own copy of the URI and the header values; of a Socket.IO request that may
@@ -71,12 +133,14 @@ pub fn own_head<B>(req: Request<B>) -> Request<B> {
 
 /// What is read of a session's request after routing: engine.io's `Sec-WebSocket-Key` (the
 /// upgrade) and `Content-Type` (polling bodies); the handshake's `Cookie` and `Origin` (also the
-/// CORS layer's).
-const SESSION_HEADERS: [HeaderName; 4] = [
+/// CORS layer's), and `X-Forwarded-For` (the client's address behind a trusted proxy, for the
+/// per-address socket limit).
+const SESSION_HEADERS: [HeaderName; 5] = [
     header::SEC_WEBSOCKET_KEY,
     header::CONTENT_TYPE,
     header::COOKIE,
     header::ORIGIN,
+    HeaderName::from_static("x-forwarded-for"),
 ];
 
 /// A `GET` under `/socket.io` (matched as routing will: the path is lowercased after this): a

@@ -7,14 +7,15 @@ use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
 use events_schema::{UserId, UserName};
-use serde_json::{json, Value};
 
 use super::body::JsonObject;
 use super::cookies::{self, ACCESS_COOKIE, REFRESH_COOKIE};
 use super::error::ApiError;
-use super::rate_limit::AuthRoute;
+use super::registration::ensure_chat_user;
 use crate::auth::{AuthError, Email, TokenPair};
+use crate::limits::AuthRoute;
 use crate::state::AppState;
+use crate::wire::{Outcome, Refreshed, SignedIn};
 
 /// `POST /login {email, password}`.
 pub async fn login(
@@ -29,20 +30,22 @@ pub async fn login(
     // A malformed address cannot belong to an account: the same answer as an unknown one.
     let email = Email::parse(email).map_err(|_| ApiError::from(AuthError::InvalidCredentials))?;
     let ok = state.auth.login(&email, password).await?;
-    state.ensure_chat_user(&ok.user_id).await?;
+    ensure_chat_user(&state, &ok).await?;
+    super::account_manage::note_client(&state, &ok.session_id, peer, &headers).await;
     let mut response_headers = HeaderMap::new();
     set_session_cookies(&state, &mut response_headers, &ok.tokens);
     let body = tokens_body(&ok.tokens, &ok.user_id, Some(&ok.name));
-    Ok((response_headers, Json(body)))
+    Ok((response_headers, Json(body)).into_response())
 }
 
-/// `POST /logout` with the refresh cookie or `{refreshToken}`: always 200.
+/// `POST /logout` with the refresh cookie or `{refreshToken}`: 200 unless the body is refused.
 pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<JsonObject, ApiError>,
-) -> impl IntoResponse {
-    let token = refresh_token_from(&headers, body.ok().as_ref());
+) -> Result<impl IntoResponse, ApiError> {
+    let body = optional_body(body)?;
+    let token = refresh_token_from(&headers, body.as_ref());
     if let Some(token) = token {
         if let Some(session) = state.auth.logout(&token).await {
             state.end_session(&session, "logged out").await;
@@ -52,10 +55,7 @@ pub async fn logout(
     let mut response_headers = HeaderMap::new();
     cookies::clear(&mut response_headers, ACCESS_COOKIE, secure);
     cookies::clear(&mut response_headers, REFRESH_COOKIE, secure);
-    (
-        response_headers,
-        Json(json!({"success": 1, "message": "Logged out"})),
-    )
+    Ok((response_headers, Json(Outcome::ok("Logged out"))))
 }
 
 /// `POST /refresh` with the refresh cookie or `{refreshToken}`: rotates the refresh token.
@@ -65,8 +65,9 @@ pub async fn refresh(
     headers: HeaderMap,
     body: Result<JsonObject, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let body = optional_body(body)?;
     state.limiter.check(AuthRoute::Refresh, peer, &headers)?;
-    let Some(token) = refresh_token_from(&headers, body.ok().as_ref()) else {
+    let Some(token) = refresh_token_from(&headers, body.as_ref()) else {
         return Err(AuthError::InvalidRefresh.into());
     };
     let tokens = match state.auth.refresh(&token).await {
@@ -80,13 +81,13 @@ pub async fn refresh(
     };
     let mut response_headers = HeaderMap::new();
     set_session_cookies(&state, &mut response_headers, &tokens);
-    let body = json!({
-        "success": 1,
-        "message": "Tokens refreshed",
-        "accessToken": tokens.access,
-        "refreshToken": tokens.refresh,
-    });
-    Ok((response_headers, Json(body)))
+    let body = Refreshed {
+        access_token: &tokens.access,
+        message: "Tokens refreshed",
+        refresh_token: &tokens.refresh,
+        success: 1,
+    };
+    Ok((response_headers, Json(body)).into_response())
 }
 
 /// `POST /update-access-token {acessToken}` (the original's spelling): sets the access cookie for
@@ -109,10 +110,21 @@ pub async fn update_access_token(
         remaining,
         state.settings.secure_cookies(),
     );
-    Ok((
-        response_headers,
-        Json(json!({"success": 1, "message": "Access token updated"})),
-    ))
+    Ok((response_headers, Json(Outcome::ok("Access token updated"))))
+}
+
+/// The body of a route that can take its token from the cookie instead: a body that is not valid
+/// JSON reads as none (the cookie may still do), but one of another media type or over the limit
+/// refuses the request before anything is done, so a cross-site form cannot ride on the cookie.
+fn optional_body(body: Result<JsonObject, ApiError>) -> Result<Option<JsonObject>, ApiError> {
+    match body {
+        Ok(body) => Ok(Some(body)),
+        Err(refused @ (ApiError::UnsupportedMediaType | ApiError::TooLarge)) => Err(refused),
+        Err(ignored) => {
+            tracing::debug!(reason = ?ignored, "unreadable body ignored; the cookie may still do");
+            Ok(None)
+        }
+    }
 }
 
 fn refresh_token_from(headers: &HeaderMap, body: Option<&JsonObject>) -> Option<String> {
@@ -143,16 +155,17 @@ pub fn set_session_cookies(state: &AppState, headers: &mut HeaderMap, tokens: &T
 }
 
 /// The body of a successful verification or login.
-pub fn tokens_body(tokens: &TokenPair, user_id: &UserId, name: Option<&UserName>) -> Value {
-    let mut body = json!({
-        "success": 1,
-        "message": "Signed in",
-        "accessToken": tokens.access,
-        "refreshToken": tokens.refresh,
-        "userId": user_id,
-    });
-    if let Some(name) = name {
-        body["userName"] = json!(name);
+pub fn tokens_body<'a>(
+    tokens: &'a TokenPair,
+    user_id: &'a UserId,
+    name: Option<&'a UserName>,
+) -> SignedIn<'a> {
+    SignedIn {
+        access_token: &tokens.access,
+        message: "Signed in",
+        refresh_token: &tokens.refresh,
+        success: 1,
+        user_id,
+        user_name: name,
     }
-    body
 }

@@ -5,7 +5,8 @@ use axum::http::header;
 use serde_json::Value;
 use socketioxide::extract::SocketRef;
 
-use super::SocketUser;
+use super::rooms::SocketUser;
+use crate::auth::AuthError;
 use crate::http::cookies::{self, ACCESS_COOKIE, REFRESH_COOKIE};
 use crate::state::AppState;
 
@@ -40,14 +41,26 @@ pub async fn authenticate(
             }
         }
     }
-    let authenticated = state
+    let authenticated = match state
         .auth
         .authenticate(
             credentials.access.as_deref(),
             credentials.refresh.as_deref(),
         )
         .await
-        .map_err(|_| "invalid or expired credentials")?;
+    {
+        Ok(authenticated) => authenticated,
+        Err(AuthError::RefreshReused { session_id }) => {
+            // The theft signal, as at `/refresh`: the session is already revoked; its sockets go.
+            tracing::warn!(%session_id, "spent refresh token presented at a handshake: session revoked");
+            state.end_session(&session_id, "session revoked").await;
+            return Err("invalid or expired credentials");
+        }
+        Err(e) => {
+            tracing::debug!(reason = %e, "handshake credentials refused");
+            return Err("invalid or expired credentials");
+        }
+    };
     let user = SocketUser {
         user_id: authenticated.user_id,
         name: authenticated.name,

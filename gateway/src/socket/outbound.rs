@@ -6,8 +6,9 @@
 //! would leave that client believing it is up to date, so such a socket is a slow consumer and is
 //! disconnected instead: nothing after the packet that did not fit is queued for it, it gets
 //! socket.io's DISCONNECT as soon as that fits in its buffer, its client sees `disconnect` (reason
-//! "io server disconnect"), and on connecting again it gets fresh lists (PROTOCOL.md §3.1). A client that reads nothing at all is closed by engine.io's heartbeat,
-//! whose ping cannot be queued either.
+//! "io server disconnect"), and on connecting again it gets fresh lists (docs/api.md, "Handshake").
+//! A client that reads nothing at all is closed by engine.io's heartbeat, whose ping cannot be
+//! queued either.
 
 use std::time::Duration;
 
@@ -18,9 +19,10 @@ use socketioxide::{SendError, SocketError};
 
 /// Packets a socket may have waiting for its WebSocket writer. The buffer grows in blocks as
 /// packets wait, so an idle socket costs the same whatever the bound; a client that reads promptly
-/// stays far below it even when its chats burst (a client that keeps 256 requests in flight gets
-/// up to 256 answers and as many deliveries at once).
-pub const SEND_BUFFER: usize = 1024;
+/// stays far below it even when its chats burst. Every packet the gateway builds is bounded (one
+/// message, or a page cut to `budget::PAGE_BYTES`), so this bounds the bytes a socket that stops
+/// reading can pin: about 512 × 70 KiB in the worst case, until the heartbeat closes it.
+pub const SEND_BUFFER: usize = 512;
 
 /// How often a slow consumer's DISCONNECT is tried again while its buffer stays full.
 const EVICTION_RETRY: Duration = Duration::from_millis(20);
@@ -47,7 +49,7 @@ pub fn send_with(socket: &SocketRef, what: &str, send: impl FnOnce() -> Result<(
 }
 
 /// A payload serialized once, to be emitted to many sockets at the cost of a copy each.
-pub fn encode(payload: &serde_json::Value) -> Option<Box<RawValue>> {
+pub fn encode<T: ?Sized + Serialize>(payload: &T) -> Option<Box<RawValue>> {
     match serde_json::value::to_raw_value(payload) {
         Ok(raw) => Some(raw),
         Err(e) => {
@@ -75,6 +77,7 @@ fn evict(socket: &SocketRef, what: &str) {
         return;
     }
     socket.extensions.insert(Evicted);
+    metrics::counter!(infra::telemetry::names::SLOW_CONSUMER_DISCONNECTS).increment(1);
     tracing::warn!(
         sid = %socket.id,
         what,

@@ -1,25 +1,27 @@
 //! Answering a client event: exactly one acknowledgement when the client asked for one, else
-//! `request-failed` on failure (PROTOCOL.md §3.3).
+//! `request-failed` on failure (docs/api.md, "Requests").
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use events_schema::RefusalCode;
-use serde_json::{json, Value};
+use serde_json::{Map, Value};
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, SocketRef};
 use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::Socket;
 
 use super::outbound;
+use crate::wire::{FailureAck, LegacyFailure, RequestFailed, Success};
 
 /// Why a request failed, in the protocol's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     pub code: &'static str,
     pub message: String,
-    /// The original's own failure event (e.g. `add-member-fail`), emitted to the socket as well.
-    pub also: Option<(&'static str, Value)>,
+    /// The original's own failure event (e.g. `add-member-fail`), emitted to the socket as well
+    /// with `{Message}`.
+    pub also: Option<&'static str>,
 }
 
 impl Failure {
@@ -44,10 +46,23 @@ impl Failure {
             also: None,
         }
     }
+    /// What the request names is no longer (or never was) kept; the client reloads instead.
+    pub fn gone(message: impl Into<String>) -> Self {
+        Self {
+            code: "gone",
+            message: message.into(),
+            also: None,
+        }
+    }
     pub fn rate_limited() -> Self {
+        Self::rate_limited_because("too many requests in flight on this socket; wait for answers")
+    }
+
+    /// A budget of the caller's is spent (docs/security.md); nothing was done.
+    pub fn rate_limited_because(message: impl Into<String>) -> Self {
         Self {
             code: "rate_limited",
-            message: "too many requests in flight on this socket; wait for answers".into(),
+            message: message.into(),
             also: None,
         }
     }
@@ -78,7 +93,7 @@ impl Failure {
 
     /// Also emits the original's failure event `event` with `{Message}`.
     pub fn with_legacy(mut self, event: &'static str) -> Self {
-        self.also = Some((event, json!({"Message": self.message})));
+        self.also = Some(event);
         self
     }
 
@@ -87,6 +102,15 @@ impl Failure {
         match self.code {
             "bad_request" | "internal" | "rate_limited" => -1,
             _ => 0,
+        }
+    }
+
+    /// `request-failed` for this failure of `event`.
+    pub fn request_failed<'a>(&'a self, event: &'a str) -> RequestFailed<'a> {
+        RequestFailed {
+            event,
+            code: self.code,
+            message: &self.message,
         }
     }
 }
@@ -117,11 +141,8 @@ impl FromMessageParts<LocalAdapter> for Reply {
 
 impl Reply {
     /// Acknowledges success with `fields` merged into `{success: 1}`.
-    pub fn ok(self, fields: Value) {
-        let mut body = json!({"success": 1});
-        if let (Some(body), Value::Object(fields)) = (body.as_object_mut(), fields) {
-            body.extend(fields);
-        }
+    pub fn ok(self, fields: Map<String, Value>) {
+        let body = Success::new(fields);
         let ack = self.ack;
         outbound::send_with(&self.socket, "ack", move || ack.send(&body));
     }
@@ -130,23 +151,22 @@ impl Reply {
     pub fn fail(self, event: &str, failure: &Failure) {
         tracing::debug!(event, code = failure.code, message = %failure.message, "request refused");
         let socket = &self.socket;
-        if let Some((legacy, payload)) = &failure.also {
-            outbound::emit(socket, legacy, payload);
+        if let Some(legacy) = failure.also {
+            let payload = LegacyFailure {
+                message: &failure.message,
+            };
+            outbound::emit(socket, legacy, &payload);
         }
         if self.wants_ack {
-            let answer = json!({
-                "success": failure.success(),
-                "code": failure.code,
-                "message": failure.message,
-            });
+            let answer = FailureAck {
+                code: failure.code,
+                message: &failure.message,
+                success: failure.success(),
+            };
             let ack = self.ack;
             outbound::send_with(socket, "ack", move || ack.send(&answer));
         } else {
-            outbound::emit(
-                socket,
-                "request-failed",
-                &json!({"Event": event, "code": failure.code, "message": failure.message}),
-            );
+            outbound::emit(socket, "request-failed", &failure.request_failed(event));
         }
     }
 }

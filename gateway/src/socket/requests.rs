@@ -1,7 +1,8 @@
 //! Socket payloads parsed into typed requests, in one place. Past this module nothing is a raw
 //! `serde_json::Value` that still needs checking.
 
-use events_schema::{ChatId, ClientId, Content, Description, GroupName, MessageId, UserId};
+use events_schema::{ChatId, ClientId, Content, Description, Emoji, GroupName, MessageId, UserId};
+use projection_service::read_models::search::{SearchCursor, SearchTerms};
 use serde_json::{Map, Value};
 
 use super::reply::Failure;
@@ -112,6 +113,12 @@ pub fn search(payload: &Value) -> Result<SearchRequest, Failure> {
     if name.chars().count() > 64 {
         return Err(Failure::bad_request("Name is longer than 64 characters"));
     }
+    // No stored name holds one, and PostgreSQL refuses a NUL in a query.
+    if name.chars().any(char::is_control) {
+        return Err(Failure::bad_request(
+            "Name must not contain control characters",
+        ));
+    }
     let purpose = match required_str(&map, "Type")? {
         "Search" => SearchPurpose::Search,
         "Add" => SearchPurpose::Add,
@@ -120,6 +127,76 @@ pub fn search(payload: &Value) -> Result<SearchRequest, Failure> {
     Ok(SearchRequest {
         name: name.to_owned(),
         purpose,
+    })
+}
+
+/// `search-messages {Query, ChatId?, Before?, Limit?}`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SearchMessagesRequest {
+    pub terms: SearchTerms,
+    pub chat: Option<ChatId>,
+    pub before: Option<SearchCursor>,
+    pub limit: u32,
+}
+
+impl SearchMessagesRequest {
+    pub const DEFAULT_LIMIT: u32 = 20;
+    pub const MAX_LIMIT: u32 = 100;
+    /// Characters of `Query`.
+    pub const MAX_QUERY: usize = 256;
+}
+
+pub fn search_messages(payload: &Value) -> Result<SearchMessagesRequest, Failure> {
+    let map = object(payload, false)?;
+    let query = required_str(&map, "Query")?;
+    if query.chars().count() > SearchMessagesRequest::MAX_QUERY {
+        return Err(Failure::bad_request(format!(
+            "Query is longer than {} characters",
+            SearchMessagesRequest::MAX_QUERY
+        )));
+    }
+    if query
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(Failure::bad_request(
+            "Query must not contain control characters",
+        ));
+    }
+    let terms = SearchTerms::parse(query)
+        .ok_or_else(|| Failure::bad_request("Query has no words to search for"))?;
+    if terms.words().len() > SearchTerms::MAX_WORDS {
+        return Err(Failure::bad_request(format!(
+            "Query has more than {} words",
+            SearchTerms::MAX_WORDS
+        )));
+    }
+    let chat = optional_str(&map, "ChatId")?
+        .map(|raw| ChatId::parse(raw).map_err(|_| Failure::bad_request("ChatId is not a chat id")))
+        .transpose()?;
+    let before = optional_str(&map, "Before")?
+        .map(|raw| {
+            raw.parse::<SearchCursor>()
+                .map_err(|_| Failure::bad_request("Before is not a search cursor"))
+        })
+        .transpose()?;
+    let limit = match map.get("Limit") {
+        None | Some(Value::Null) => SearchMessagesRequest::DEFAULT_LIMIT,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(n) if n >= 1 => n.min(u64::from(SearchMessagesRequest::MAX_LIMIT)) as u32,
+            _ => {
+                return Err(Failure::bad_request(
+                    "Limit must be a whole number of at least 1",
+                ))
+            }
+        },
+        Some(_) => return Err(Failure::bad_request("Limit must be a number")),
+    };
+    Ok(SearchMessagesRequest {
+        terms,
+        chat,
+        before,
+        limit,
     })
 }
 
@@ -170,11 +247,105 @@ pub fn chat_page(payload: &Value, field: &str) -> Result<(ChatId, PageRequest), 
     Ok((required_chat(&map, field)?, page_fields(&map)?))
 }
 
-/// `send-personal-message {ChatId, Content, ClientId?}` and `send-group-message {GroupId, …}`.
-pub fn send_to(payload: &Value, field: &str) -> Result<(ChatId, SendSelfRequest), Failure> {
+/// `send-personal-message {ChatId, Content, ClientId?, ReplyTo?}` and `send-group-message
+/// {GroupId, …}`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SendRequest {
+    pub chat_id: ChatId,
+    pub content: Content,
+    pub client_id: Option<ClientId>,
+    pub reply_to: Option<MessageId>,
+}
+
+pub fn send_to(payload: &Value, field: &str) -> Result<SendRequest, Failure> {
     let map = object(payload, false)?;
-    let chat = required_chat(&map, field)?;
-    Ok((chat, send_fields(&map)?))
+    let chat_id = required_chat(&map, field)?;
+    let SendSelfRequest { content, client_id } = send_fields(&map)?;
+    let reply_to = optional_str(&map, "ReplyTo")?
+        .map(|raw| {
+            MessageId::parse(raw).map_err(|_| Failure::bad_request("ReplyTo is not a message id"))
+        })
+        .transpose()?;
+    Ok(SendRequest {
+        chat_id,
+        content,
+        client_id,
+        reply_to,
+    })
+}
+
+fn required_message(map: &Map<String, Value>) -> Result<MessageId, Failure> {
+    MessageId::parse(required_str(map, "MessageId")?)
+        .map_err(|_| Failure::bad_request("MessageId is not a message id"))
+}
+
+/// `read-personal-message {ChatId, UpTo?}` and `read-group-message {GroupId, UpTo?}`.
+pub fn read(payload: &Value, field: &str) -> Result<(ChatId, Option<MessageId>), Failure> {
+    let map = object(payload, false)?;
+    let up_to = optional_str(&map, "UpTo")?
+        .map(|raw| {
+            MessageId::parse(raw).map_err(|_| Failure::bad_request("UpTo is not a message id"))
+        })
+        .transpose()?;
+    Ok((required_chat(&map, field)?, up_to))
+}
+
+/// `mark-delivered {ChatId, UpTo}`.
+pub fn mark_delivered(payload: &Value) -> Result<(ChatId, MessageId), Failure> {
+    let map = object(payload, false)?;
+    let up_to = MessageId::parse(required_str(&map, "UpTo")?)
+        .map_err(|_| Failure::bad_request("UpTo is not a message id"))?;
+    Ok((required_chat(&map, "ChatId")?, up_to))
+}
+
+/// `delete-message {ChatId, MessageId}`.
+pub fn message(payload: &Value) -> Result<(ChatId, MessageId), Failure> {
+    let map = object(payload, false)?;
+    Ok((required_chat(&map, "ChatId")?, required_message(&map)?))
+}
+
+/// `edit-message {ChatId, MessageId, Content}`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EditRequest {
+    pub chat_id: ChatId,
+    pub message_id: MessageId,
+    pub content: Content,
+}
+
+pub fn edit_message(payload: &Value) -> Result<EditRequest, Failure> {
+    let map = object(payload, false)?;
+    Ok(EditRequest {
+        chat_id: required_chat(&map, "ChatId")?,
+        message_id: required_message(&map)?,
+        content: Content::parse(required_str(&map, "Content")?)
+            .map_err(|e| Failure::bad_request(format!("Content: {e}")))?,
+    })
+}
+
+/// `react {ChatId, MessageId, Emoji, On}`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReactRequest {
+    pub chat_id: ChatId,
+    pub message_id: MessageId,
+    pub emoji: Emoji,
+    pub on: bool,
+}
+
+pub fn react(payload: &Value) -> Result<ReactRequest, Failure> {
+    let map = object(payload, false)?;
+    let emoji = Emoji::parse(required_str(&map, "Emoji")?)
+        .map_err(|e| Failure::bad_request(e.to_string()))?;
+    let on = match map.get("On") {
+        Some(Value::Bool(on)) => *on,
+        Some(_) => return Err(Failure::bad_request("On must be true or false")),
+        None => return Err(Failure::bad_request("On is required")),
+    };
+    Ok(ReactRequest {
+        chat_id: required_chat(&map, "ChatId")?,
+        message_id: required_message(&map)?,
+        emoji,
+        on,
+    })
 }
 
 /// `add-member`, `kickout`, `change-admin`: `{GroupId, Member}`.
@@ -229,6 +400,30 @@ pub fn create_group(payload: &Value) -> Result<CreateGroupRequest, Failure> {
         description,
         participants,
     })
+}
+
+fn required_bool(map: &Map<String, Value>, field: &str) -> Result<bool, Failure> {
+    match map.get(field) {
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(Failure::bad_request(format!(
+            "{field} must be true or false"
+        ))),
+        None => Err(Failure::bad_request(format!("{field} is required"))),
+    }
+}
+
+/// `typing {ChatId, Typing}`.
+pub fn typing(payload: &Value) -> Result<(ChatId, bool), Failure> {
+    let map = object(payload, false)?;
+    Ok((
+        required_chat(&map, "ChatId")?,
+        required_bool(&map, "Typing")?,
+    ))
+}
+
+/// `set-presence {Visible}`.
+pub fn set_presence(payload: &Value) -> Result<bool, Failure> {
+    required_bool(&object(payload, false)?, "Visible")
 }
 
 #[cfg(test)]
@@ -299,6 +494,103 @@ mod tests {
         assert!(send_self(&json!({"Content": "hi", "ClientId": "c".repeat(65)})).is_err());
         let ok = send_self(&json!({"Content": "hi", "ClientId": "k1"})).unwrap();
         assert_eq!(ok.content.as_str(), "hi");
+    }
+
+    #[test]
+    fn changes_to_messages_are_parsed_or_refused() {
+        let ok = send_to(
+            &json!({"ChatId": "c", "Content": "hi", "ReplyTo": "m1"}),
+            "ChatId",
+        );
+        assert_eq!(ok.unwrap().reply_to.unwrap().as_str(), "m1");
+        assert!(send_to(
+            &json!({"ChatId": "c", "Content": "hi", "ReplyTo": 5}),
+            "ChatId"
+        )
+        .is_err());
+        assert!(send_to(
+            &json!({"ChatId": "c", "Content": "hi", "ReplyTo": "a b"}),
+            "ChatId"
+        )
+        .is_err());
+        assert!(edit_message(&json!({"ChatId": "c", "MessageId": "m", "Content": "  "})).is_err());
+        assert!(edit_message(&json!({"ChatId": "c", "Content": "x"})).is_err());
+        assert_eq!(
+            edit_message(&json!({"ChatId": "c", "MessageId": "m", "Content": "x"}))
+                .unwrap()
+                .content
+                .as_str(),
+            "x"
+        );
+        assert!(message(&json!({"ChatId": "c", "MessageId": {"$gt": ""}})).is_err());
+        assert_eq!(read(&json!({"GroupId": "g"}), "GroupId").unwrap().1, None);
+        assert_eq!(
+            read(&json!({"ChatId": "c", "UpTo": "m1"}), "ChatId")
+                .unwrap()
+                .1,
+            Some(MessageId::parse("m1").unwrap())
+        );
+        assert!(read(&json!({"ChatId": "c", "UpTo": 3}), "ChatId").is_err());
+        assert!(mark_delivered(&json!({"ChatId": "c"})).is_err());
+        assert!(mark_delivered(&json!({"ChatId": "c", "UpTo": "m1"})).is_ok());
+        let react_to = |emoji: Value, on: Value| {
+            react(&json!({"ChatId": "c", "MessageId": "m", "Emoji": emoji, "On": on}))
+        };
+        assert!(react_to(json!("👍🏽"), json!(true)).unwrap().on);
+        for (emoji, on) in [
+            (json!("👍👍"), json!(true)),
+            (json!("a"), json!(true)),
+            (json!(""), json!(true)),
+            (json!("👍"), json!("yes")),
+            (json!("👍"), Value::Null),
+            (json!(1), json!(true)),
+        ] {
+            assert_eq!(react_to(emoji, on).unwrap_err().code, "bad_request");
+        }
+    }
+
+    #[test]
+    fn message_searches_need_words_and_well_formed_fields() {
+        let found = search_messages(&json!({"Query": "Hello, wor"})).unwrap();
+        assert_eq!(found.terms.words(), ["hello", "wor"]);
+        assert_eq!((found.chat, found.before, found.limit), (None, None, 20));
+        let found = search_messages(
+            &json!({"Query": "x", "ChatId": "g1", "Before": "17-3-g1", "Limit": 500}),
+        )
+        .unwrap();
+        assert_eq!(found.chat, Some(ChatId::parse("g1").unwrap()));
+        assert_eq!(found.before, Some("17-3-g1".parse().unwrap()));
+        assert_eq!(found.limit, 100);
+        let long = "a ".repeat(200);
+        let many = "a ".repeat(17);
+        for payload in [
+            json!({}),
+            json!({"Query": ""}),
+            json!({"Query": " ?!* \"\" :* & "}),
+            json!({"Query": 5}),
+            json!({"Query": "a\u{0}b"}),
+            json!({"Query": long}),
+            json!({"Query": many}),
+            json!({"Query": "a", "ChatId": "no such/id"}),
+            json!({"Query": "a", "ChatId": 3}),
+            json!({"Query": "a", "Before": "m1"}),
+            json!({"Query": "a", "Before": 17}),
+            json!({"Query": "a", "Limit": 0}),
+            json!({"Query": "a", "Limit": -1}),
+            json!({"Query": "a", "Limit": "5"}),
+            json!("hello"),
+        ] {
+            let refused = search_messages(&payload).unwrap_err();
+            assert_eq!(refused.code, "bad_request", "{payload}");
+        }
+    }
+
+    #[test]
+    fn searches_refuse_control_characters() {
+        for name in ["a\u{0}b", "\u{7}", "x\ny"] {
+            let refused = search(&json!({"Name": name, "Type": "Search"})).unwrap_err();
+            assert_eq!(refused.code, "bad_request", "{name:?}");
+        }
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub struct Account {
 }
 
 impl Account {
-    /// The handshake `auth` payload (PROTOCOL.md §3.1).
+    /// The handshake `auth` payload (docs/api.md, "Handshake").
     pub fn auth(&self) -> Value {
         json!({"accessToken": self.access_token, "refreshToken": self.refresh_token})
     }

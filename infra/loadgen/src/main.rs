@@ -1,6 +1,6 @@
-//! `loadgen`: a load generator for any server of the ExpressChat protocol (`PROTOCOL.md`): accounts
+//! `loadgen`: a load generator for any server of the ExpressChat protocol (docs/api.md): accounts
 //! through the real signup flow, real Socket.IO over WebSocket, one subcommand per scenario, a JSON
-//! + Markdown + SVG report per run. See docs/benchmarks.md.
+//! + Markdown + SVG report per run. See docs/benchmarks/README.md.
 
 mod accounts;
 mod client;

@@ -56,6 +56,8 @@ fn start_server() -> Server {
         .env("PORT", port.to_string())
         .env("SMTP_URL", format!("smtp://127.0.0.1:{sink}"))
         .env("AUTH_RATE_LIMIT", "100000/min")
+        .env("SOCKETS_PER_ADDRESS", "0")
+        .env("SOCKETS_PER_USER", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -17,16 +17,17 @@ pub mod sqlite;
 
 use std::sync::Arc;
 
+use crate::db::DbKind;
+
 /// Opens the event store named by `EVENT_STORE_URL`, running its migrations.
 pub async fn open_event_store(url: &str) -> anyhow::Result<Arc<dyn EventStore>> {
-    if url.starts_with("sqlite:") {
-        Ok(sqlite::open(url).await?)
-    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(postgres::open(url).await?)
-    } else if url.starts_with("esdb") || url.starts_with("kurrentdb") {
-        anyhow::bail!("EVENT_STORE_URL: the EventStoreDB/KurrentDB backend is not built into this version; use sqlite:// or postgres://")
-    } else {
-        anyhow::bail!("EVENT_STORE_URL: expected sqlite://… or postgres://…")
+    match DbKind::of_url(url) {
+        Some(DbKind::Sqlite) => Ok(sqlite::open(url).await?),
+        Some(DbKind::Postgres) => Ok(postgres::open(url).await?),
+        None if url.starts_with("esdb") || url.starts_with("kurrentdb") => {
+            anyhow::bail!("EVENT_STORE_URL: the EventStoreDB/KurrentDB backend is not built into this version; use sqlite:// or postgres://")
+        }
+        None => anyhow::bail!("EVENT_STORE_URL: expected sqlite://… or postgres://…"),
     }
 }
 

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use super::sql::{Dialect, SqlEventStore};
+use super::sql::{migrate, SqlEventStore};
 use super::{EventStore, StoreError};
+use crate::db::DbKind;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/events/postgres");
 
@@ -16,17 +17,8 @@ pub async fn open(url: &str) -> Result<Arc<dyn EventStore>, StoreError> {
         .acquire_timeout(std::time::Duration::from_secs(5))
         .connect(url)
         .await?;
-    let mut migrator = sqlx::migrate::Migrator {
-        migrations: MIGRATOR.migrations.clone(),
-        ..sqlx::migrate::Migrator::DEFAULT
-    };
-    migrator.set_ignore_missing(true);
-    migrator
-        .run(&setup)
-        .await
-        .map_err(|e| StoreError::Backend(format!("migration: {e}")))?;
-    setup.close().await;
+    migrate(setup, &MIGRATOR).await?;
     Ok(Arc::new(
-        SqlEventStore::connect(url, Dialect::Postgres).await?,
+        SqlEventStore::connect(url, DbKind::Postgres).await?,
     ))
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
-use super::sql::{Dialect, SqlEventStore};
+use super::sql::{migrate, SqlEventStore};
 use super::{EventStore, StoreError};
+use crate::db::DbKind;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/events/sqlite");
 
@@ -29,17 +30,6 @@ pub async fn open(url: &str) -> Result<Arc<dyn EventStore>, StoreError> {
     // Create the file, set WAL (persistent in the file) and migrate with a typed connection; the
     // store itself then runs on the `Any` driver shared with PostgreSQL.
     let setup = sqlx::SqlitePool::connect_with(options).await?;
-    let mut migrator = sqlx::migrate::Migrator {
-        migrations: MIGRATOR.migrations.clone(),
-        ..sqlx::migrate::Migrator::DEFAULT
-    };
-    migrator.set_ignore_missing(true);
-    migrator
-        .run(&setup)
-        .await
-        .map_err(|e| StoreError::Backend(format!("migration: {e}")))?;
-    setup.close().await;
-    Ok(Arc::new(
-        SqlEventStore::connect(url, Dialect::Sqlite).await?,
-    ))
+    migrate(setup, &MIGRATOR).await?;
+    Ok(Arc::new(SqlEventStore::connect(url, DbKind::Sqlite).await?))
 }

@@ -72,6 +72,8 @@ pub async fn fill(store: &Arc<dyn EventStore>, events: usize) {
                     .expect("content"),
                     format: MessageFormat::Text,
                     client_id: None,
+                    reply_to: None,
+                    attachments: Vec::new(),
                 })
             })
             .collect();

@@ -17,7 +17,7 @@ use crate::ctx::{quiet, Ctx};
 use crate::metrics::{round3, Latency};
 use crate::progress;
 
-/// Participants a group may be created with in one request (PROTOCOL.md leaves it to the server;
+/// Participants a group may be created with in one request (the protocol leaves it to the server;
 /// ours takes 256); the rest are added one by one.
 const CREATE_WITH: usize = 200;
 

@@ -16,7 +16,7 @@ pub struct Outcome {
     pub latencies: Vec<(String, Histogram<u64>)>,
 }
 
-/// The payload's `success` field is 1 (PROTOCOL.md §3.3).
+/// The payload's `success` field is 1 (docs/api.md, "Requests").
 pub fn succeeded(ack: &str) -> bool {
     serde_json::from_str::<Value>(ack)
         .ok()

@@ -5,7 +5,7 @@
 //! reaches its receiver, and p99 acknowledgement latency stays within the limit.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
@@ -45,6 +45,10 @@ pub struct OneToOneArgs {
     /// Run every rate even after one fails.
     #[arg(long)]
     pub keep_going: bool,
+    /// Receivers acknowledge like a modern client: each message received is answered with
+    /// `mark-delivered` and a `read-personal-message` up to it (docs/api.md, "Receipts").
+    #[arg(long)]
+    pub receipts: bool,
 }
 
 #[derive(Default)]
@@ -85,8 +89,13 @@ pub async fn run(ctx: &Ctx, args: &OneToOneArgs) -> Result<Outcome> {
     let t0 = Instant::now();
 
     let accounts = ctx.accounts(2 * args.pairs).await?;
-    let receiver_sink = |_: usize| -> EventSink {
+    // Each receiver's own socket, for its receipts (known once connected).
+    let handles: Arc<Vec<OnceLock<Socket>>> =
+        Arc::new((0..2 * args.pairs).map(|_| OnceLock::new()).collect());
+    let receipts = args.receipts;
+    let receiver_sink = |i: usize| -> EventSink {
         let steps = steps.clone();
+        let handles = handles.clone();
         Arc::new(move |event, data, at| {
             if event != "receive-personal-message" {
                 return;
@@ -99,6 +108,18 @@ pub async fn run(ctx: &Ctx, args: &OneToOneArgs) -> Result<Outcome> {
                 s.received.fetch_add(1, Ordering::Relaxed);
                 s.e2e
                     .record(at.saturating_duration_since(t0 + Duration::from_micros(due_us)));
+            }
+            if receipts {
+                let (Some(socket), Some(chat), Some(id)) = (
+                    handles.get(i).and_then(OnceLock::get),
+                    field(data, "ChatId"),
+                    field(data, "MessageId"),
+                ) else {
+                    return;
+                };
+                let up_to = json!({"ChatId": chat, "UpTo": id});
+                socket.emit("mark-delivered", &up_to);
+                socket.emit("read-personal-message", &up_to);
             }
         })
     };
@@ -120,6 +141,9 @@ pub async fn run(ctx: &Ctx, args: &OneToOneArgs) -> Result<Outcome> {
         .await;
     fleet.require_all("sockets")?;
     let sockets: Vec<Socket> = fleet.sockets.into_iter().flatten().collect();
+    for (slot, socket) in handles.iter().zip(&sockets) {
+        let _ = slot.set(socket.clone());
+    }
     let chats: Vec<String> = stream::iter(0..args.pairs)
         .map(|p| {
             let sender = &sockets[2 * p];
@@ -252,6 +276,7 @@ pub async fn run(ctx: &Ctx, args: &OneToOneArgs) -> Result<Outcome> {
         params: serde_json::to_value(args)?,
         results: json!({
             "pairs": args.pairs,
+            "receipts": args.receipts,
             "highest_passing_rate": best.map(|b| b.0),
             "highest_passing_acked_per_s": best.map(|b| round3(b.1)),
             "p99_limit_ms": args.p99_limit_ms,

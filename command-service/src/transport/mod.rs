@@ -1,0 +1,3 @@
+//! How commands reach this service from other processes.
+
+pub mod nats;

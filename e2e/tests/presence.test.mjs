@@ -144,6 +144,40 @@ test('presence on connect lists contacts after the chat lists; changes wait out 
   for (const s of [a.s, b.s, later, stranger.s]) s.disconnect();
 });
 
+test('contacts made while both are online see each other at once', async () => {
+  const [a, b, c] = [await person(0), await person(1), await person(0)];
+  const listed = (socket, user) => (p) => p.Users.some((u) => u.UserId === user.userId && u.Online);
+
+  // A personal chat: both get their list again, now with the other online.
+  await chatOf(a, b);
+  await a.s.waitFor('presence', { pred: listed(a.s, b) });
+  await b.s.waitFor('presence', { pred: listed(b.s, a) });
+
+  // A group: every member gets their list again.
+  const group = (await ok(a.s, 'create-group-chat', { Name: 'P', Description: '', Participants: [c.userId] })).GroupId;
+  await c.s.waitFor('presence', { pred: listed(c.s, a) });
+
+  // A member added: they get their list, the members before them one presence-changed each.
+  const d = await person(1);
+  await ok(a.s, 'add-member', { GroupId: group, Member: d.userId });
+  const list = await d.s.waitFor('presence', { pred: (p) => p.Users.length === 2 });
+  assert.deepEqual(
+    list.Users.map((u) => [u.UserId, u.Online]).sort(),
+    [[a.userId, true], [c.userId, true]].sort(),
+  );
+  for (const member of [a, c]) {
+    assert.deepEqual(await member.s.waitFor('presence-changed', { pred: (p) => p.UserId === d.userId }), {
+      UserId: d.userId,
+      Online: true,
+      LastSeen: null,
+    });
+  }
+  await quiet();
+  assert.equal(changesOf(b.s, d).length, 0, 'not a contact');
+  assert.equal(changesOf(d.s, d).length, 0, 'not told of themselves');
+  for (const s of [a.s, b.s, c.s, d.s]) s.disconnect();
+});
+
 test('set-presence hides the caller from their contacts until they show again', async () => {
   const [a, b] = [await person(0), await person(1)];
   const group = (await ok(a.s, 'create-group-chat', { Name: 'G', Description: '', Participants: [b.userId] })).GroupId;

@@ -27,6 +27,10 @@ pub(super) async fn personal_created(
     };
     let to = Audience::users([created.partner.clone()]);
     emit(state, d, to, "create-personal-chat-partner", &payload);
+    if d.is_live() {
+        let newcomers = vec![created.creator.clone(), created.partner.clone()];
+        state.presence.met(newcomers, Vec::new());
+    }
     Ok(())
 }
 
@@ -44,6 +48,9 @@ pub(super) fn group_created(state: &AppState, d: &mut Delivery<'_>, created: &Gr
             .cloned(),
     );
     emit(state, d, to, "create-group-chat-receiver", &payload);
+    if d.is_live() {
+        state.presence.met(created.members.clone(), Vec::new());
+    }
 }
 
 /// `add-member-success` to every member but the new one, `new-grp-added` to the new one.
@@ -65,6 +72,9 @@ pub(super) async fn member_added(
     let to = everyone.map_or_else(Vec::new, |entry| {
         others(&entry.members_at(d.position()), member)
     });
+    if d.is_live() {
+        state.presence.met(vec![member.clone()], to.clone());
+    }
     let payload = wire::MemberJoined {
         chat_id,
         member,

@@ -54,6 +54,10 @@ struct TypingNews {
 enum Work {
     Announce(Announce),
     Change(Change),
+    Met {
+        newcomers: Vec<UserId>,
+        others: Vec<UserId>,
+    },
 }
 
 /// This gateway's view of who is online and who is typing.
@@ -210,33 +214,73 @@ impl Presence {
     /// A user chose to hide or show themselves (delivered from the log, on every gateway): their
     /// contacts here see the matching `presence-changed`.
     pub async fn visibility_changed(&self, set: &PresenceVisibilitySet) {
-        let user = &set.user_id;
-        let shown = if set.visible {
-            let online = self.is_online(user);
-            let last_seen = if online {
-                None
-            } else {
-                match last_seen::of(&self.reads, std::slice::from_ref(user)).await {
-                    Ok(seen) => seen.get(user).copied().map(timestamp),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "last seen unavailable");
-                        None
-                    }
-                }
-            };
-            UserPresence {
-                last_seen,
-                online,
-                user_id: user.clone(),
+        let shown = self.as_shown(&set.user_id, set.visible).await;
+        self.tell_contacts(&set.user_id, &shown).await;
+    }
+
+    /// Contacts were made (a personal chat or a group created, a member added; delivered from the
+    /// log, on every gateway). Until now neither side was told of the other: `newcomers` get their
+    /// `presence` list again, which now holds the new contacts, and `others` (the group's earlier
+    /// members) get one `presence-changed` per newcomer.
+    pub fn met(&self, newcomers: Vec<UserId>, others: Vec<UserId>) {
+        let _ = self.work.send(Work::Met { newcomers, others });
+    }
+
+    async fn introduce(&self, newcomers: &[UserId], others: &[UserId]) {
+        for user in newcomers.iter().filter(|u| self.holds(u)) {
+            match self.list(user).await {
+                Ok(list) => self.emit(std::slice::from_ref(user), "presence", &list),
+                Err(e) => tracing::warn!(%user, error = %e, "presence list unavailable"),
             }
-        } else {
-            UserPresence {
+        }
+        if !others.iter().any(|u| self.holds(u)) {
+            return;
+        }
+        for user in newcomers {
+            match read_models::visible(&self.reads, user).await {
+                Ok(visible) => {
+                    let shown = self.as_shown(user, visible).await;
+                    self.emit(others, "presence-changed", &shown);
+                }
+                Err(e) => tracing::warn!(%user, error = %e, "visibility unavailable"),
+            }
+        }
+    }
+
+    /// `user` as their contacts see them: online, or when last seen; a hidden user offline and
+    /// never seen.
+    async fn as_shown(&self, user: &UserId, visible: bool) -> UserPresence {
+        if !visible {
+            return UserPresence {
                 last_seen: None,
                 online: false,
                 user_id: user.clone(),
+            };
+        }
+        let online = self.is_online(user);
+        let last_seen = if online {
+            None
+        } else {
+            match last_seen::of(&self.reads, std::slice::from_ref(user)).await {
+                Ok(seen) => seen.get(user).copied().map(timestamp),
+                Err(e) => {
+                    tracing::warn!(error = %e, "last seen unavailable");
+                    None
+                }
             }
         };
-        self.tell_contacts(user, &shown).await;
+        UserPresence {
+            last_seen,
+            online,
+            user_id: user.clone(),
+        }
+    }
+
+    /// Whether this gateway holds a socket of `user`.
+    fn holds(&self, user: &UserId) -> bool {
+        self.io
+            .get()
+            .is_some_and(|io| !io.to(user_room(user)).sockets().is_empty())
     }
 
     /// A user renamed themselves (delivered from the log, on every gateway): their contacts here
@@ -313,6 +357,7 @@ impl Presence {
                     }
                 }
                 Work::Change(change) => self.changed(change).await,
+                Work::Met { newcomers, others } => self.introduce(&newcomers, &others).await,
             }
         }
     }

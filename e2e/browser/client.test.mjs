@@ -218,6 +218,22 @@ test('two people use the web client end to end', async () => {
     await accessible(A.page, 'chat');
   });
 
+  await step('online and typing', pages, async () => {
+    // They became contacts while both were online: each sees the other online at once.
+    for (const page of [A.page, B.page]) {
+      await page.getByRole('region', { name: /^Chat: / }).getByRole('img', { name: 'online' }).waitFor();
+    }
+    // The server drops typing beyond two a second per chat (docs/api.md, "Typing"), and sending
+    // the last message said two; a second later Bob's typing is told again.
+    await B.page.waitForTimeout(1100);
+    await composer(B.page).fill('I am writing');
+    const line = A.page.getByText(`${bob.name} is typing…`);
+    await line.waitFor();
+    await composer(B.page).fill('');
+    await line.waitFor({ state: 'hidden' });
+    await accessible(A.page, 'typing');
+  });
+
   await step('reply, edit, react, delete', pages, async () => {
     const message = (page, text) =>
       messageLog(page).locator('.message').filter({ has: page.locator('.content', { hasText: new RegExp(`^${text}$`) }) });

@@ -22,6 +22,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const ARTIFACTS = join(here, 'artifacts');
 const AXE = readFileSync(join(here, 'node_modules/axe-core/axe.min.js'), 'utf8');
 const XSS = '<img src=x onerror="window.__xss=1">';
+/** A 1×1 PNG. */
+const PNG_1X1 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
 
 let mail;
 let server;
@@ -258,6 +260,33 @@ test('two people use the web client end to end', async () => {
     await message(B.page, 'a reply').locator('.quote', { hasText: 'a deleted message' }).waitFor();
     assert.equal(await message(A.page, 'a reply').getByRole('button', { name: 'Edit' }).count(), 0, 'only the sender edits');
     await accessible(B.page, 'chat with replies and reactions');
+  });
+
+  await step('send an image and a file; the other member sees and downloads them', pages, async () => {
+    const [chooser] = await Promise.all([A.page.waitForEvent('filechooser'), A.page.getByRole('button', { name: 'Attach files' }).click()]);
+    await chooser.setFiles([
+      { name: 'dot.png', mimeType: 'image/png', buffer: Buffer.from(PNG_1X1, 'base64') },
+      { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('some notes\n') },
+    ]);
+    const attaching = A.page.getByRole('list', { name: 'Files to send' });
+    await attaching.getByText('dot.png').waitFor();
+    await attaching.getByText('notes.txt').waitFor();
+    await send(A.page, 'two files');
+    await attaching.waitFor({ state: 'detached' });
+
+    const files = messageLog(B.page)
+      .locator('.message')
+      .filter({ hasText: 'two files' })
+      .getByRole('list', { name: 'Attachments' });
+    // The image is fetched with Bob's own access cookie, as a member of the chat.
+    const image = files.getByRole('img', { name: 'dot.png' });
+    await image.waitFor();
+    await B.page.waitForFunction((img) => img.complete && img.naturalWidth === 1, await image.elementHandle());
+    const link = files.getByRole('link', { name: /notes\.txt/ });
+    const [download] = await Promise.all([B.page.waitForEvent('download'), link.click()]);
+    assert.equal(download.suggestedFilename(), 'notes.txt');
+    assert.equal(readFileSync(await download.path(), 'utf8'), 'some notes\n');
+    await accessible(B.page, 'chat with files');
   });
 
   await step('drafts are kept per chat', pages, async () => {

@@ -54,6 +54,20 @@ export const resetPassword = (email: string, token: string, password: string) =>
 export const sessions = (access?: string) => call('GET', '/sessions', undefined, access);
 export const endSession = (id: string, access?: string) => call('DELETE', `/sessions/${encodeURIComponent(id)}`, undefined, access);
 
+/** Uploads one file (`POST /files`): streamed as the body, named by `?name=`. */
+export async function upload(file: File, access?: string): Promise<Answer> {
+  try {
+    const headers: Record<string, string> = { 'content-type': file.type || 'application/octet-stream', accept: 'application/json' };
+    if (access) headers.authorization = `Bearer ${access}`;
+    const name = file.name.slice(0, 255);
+    const response = await fetch(`/files?${new URLSearchParams({ name })}`, { method: 'POST', credentials: 'same-origin', headers, body: file });
+    const body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
+    return { status: response.status, success: typeof body.success === 'number' ? body.success : undefined, body };
+  } catch {
+    return { status: 0, body: {} };
+  }
+}
+
 /** One open session of the user, as `GET /sessions` lists it. */
 export interface SessionInfo {
   id: string;

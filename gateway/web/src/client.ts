@@ -6,14 +6,17 @@ import { io, type Socket } from 'socket.io-client';
 import * as api from './api';
 import { httpText, refusalText } from './errors';
 import {
+  type Attachment,
   type Chat,
   type History,
   type Message,
+  type WireAttachment,
   type WireGroup,
   type WirePersonal,
   type WireSelf,
   acknowledge,
   addMessage,
+  attachmentsOf,
   bumpChat,
   deleted,
   edited,
@@ -395,17 +398,25 @@ export class Client {
       this.set({ chats: sortChats([...keep, ...list]) });
       this.markOpenRead();
     });
-    on('receive-self-message', (p: { ChatId: string; Content: string; MessageId: string; Timestamp: string }) => {
+    on('receive-self-message', (p: { ChatId: string; Content: string; MessageId: string; Timestamp: string; Attachments?: WireAttachment[] }) => {
       const me = this.state.me;
       if (!me) return;
-      this.received(me.id, { id: p.MessageId, senderId: me.id, senderName: me.name, content: p.Content, timestamp: p.Timestamp, readBy: [] });
+      const attachments = attachmentsOf(p.Attachments);
+      this.received(me.id, { id: p.MessageId, senderId: me.id, senderName: me.name, content: p.Content, timestamp: p.Timestamp, readBy: [], attachments });
     });
-    on('receive-personal-message', (p: { ChatId: string; Content: string; Sender: string; SenderId: string; MessageId: string; Timestamp: string; ReplyTo?: string }) => {
-      this.received(p.ChatId, { id: p.MessageId, senderId: p.SenderId, senderName: p.Sender, content: p.Content, timestamp: p.Timestamp, readBy: [], replyTo: p.ReplyTo });
+    type Received = { ChatId: string; Content: string; Sender: string; SenderId: string; MessageId: string; Timestamp: string; ReplyTo?: string; Attachments?: WireAttachment[] };
+    const receivedFrom = (p: Received): Message => ({
+      id: p.MessageId,
+      senderId: p.SenderId,
+      senderName: p.Sender,
+      content: p.Content,
+      timestamp: p.Timestamp,
+      readBy: [],
+      replyTo: p.ReplyTo,
+      attachments: attachmentsOf(p.Attachments),
     });
-    on('receive-group-message', (p: { ChatId: string; Content: string; Sender: string; SenderId: string; MessageId: string; Timestamp: string; ReplyTo?: string }) => {
-      this.received(p.ChatId, { id: p.MessageId, senderId: p.SenderId, senderName: p.Sender, content: p.Content, timestamp: p.Timestamp, readBy: [], replyTo: p.ReplyTo });
-    });
+    on('receive-personal-message', (p: Received) => this.received(p.ChatId, receivedFrom(p)));
+    on('receive-group-message', (p: Received) => this.received(p.ChatId, receivedFrom(p)));
     on('message-edited', (p: { ChatId: string; MessageId: string; Content: string; EditedAt: string }) =>
       this.changeHistory(p.ChatId, (h) => edited(h, p.MessageId, p.Content, p.EditedAt)),
     );
@@ -695,7 +706,22 @@ export class Client {
     }
   }
 
-  send(chatId: string, content: string, replyTo?: string) {
+  /** Uploads a file to send in a message; undefined (with a notice) when it is refused. */
+  async upload(file: File): Promise<Attachment | undefined> {
+    const answer = await api.upload(file, this.accessToken);
+    if (answer.status === 201 && typeof answer.body.FileId === 'string') {
+      return {
+        fileId: answer.body.FileId,
+        name: file.name,
+        size: Number(answer.body.Size ?? file.size),
+        contentType: String(answer.body.ContentType ?? 'application/octet-stream'),
+      };
+    }
+    this.notify('error', `${file.name}: ${httpText('upload', answer)}`);
+    return undefined;
+  }
+
+  send(chatId: string, content: string, replyTo?: string, attachments?: Attachment[]) {
     this.stoppedComposing(chatId);
     const me = this.state.me;
     const chat = this.chat(chatId);
@@ -711,6 +737,7 @@ export class Client {
       status: 'pending',
       readBy: [],
       replyTo: chat.kind === 'self' ? undefined : replyTo,
+      attachments: attachments?.length ? attachments : undefined,
     };
     this.setHistory(chatId, addMessage(this.history(chatId), message));
     void this.deliver(chatId, message);
@@ -726,12 +753,13 @@ export class Client {
     if (!this.socket?.connected || !message.clientId) return; // sent again on reconnect
     const chat = this.chat(chatId);
     const clientId = message.clientId;
+    const Attachments = message.attachments?.map((a) => a.fileId);
     const payload =
       chat?.kind === 'self'
-        ? ['send-self-message', { Content: message.content, ClientId: clientId }]
+        ? ['send-self-message', { Content: message.content, ClientId: clientId, Attachments }]
         : chat?.kind === 'personal'
-          ? ['send-personal-message', { ChatId: chatId, Content: message.content, ClientId: clientId, ReplyTo: message.replyTo }]
-          : ['send-group-message', { GroupId: chatId, Content: message.content, ClientId: clientId, ReplyTo: message.replyTo }];
+          ? ['send-personal-message', { ChatId: chatId, Content: message.content, ClientId: clientId, ReplyTo: message.replyTo, Attachments }]
+          : ['send-group-message', { GroupId: chatId, Content: message.content, ClientId: clientId, ReplyTo: message.replyTo, Attachments }];
     const ack = await this.request(payload[0] as string, payload[1] as object);
     if (ack.success === 1) {
       const timestamp = String(ack.Timestamp ?? message.timestamp);

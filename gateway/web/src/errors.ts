@@ -44,7 +44,7 @@ export function httpText(route: string, answer: HttpAnswer): string {
     const wait = answer.retryAfter ? ` in ${answer.retryAfter} s` : ' in a minute';
     return `Too many attempts from this address: try again${wait}.`;
   }
-  if (status === 413) return 'That is too long.';
+  if (status === 413 && route !== 'upload') return 'That is too long.';
   if (status === 415) return 'The request was refused by the server (wrong format).';
   if (status >= 500) return 'The server could not do that just now. Try again in a moment.';
   switch (route) {
@@ -60,6 +60,10 @@ export function httpText(route: string, answer: HttpAnswer): string {
       break;
     case 'refresh':
       if (status === 401) return 'Your session has ended. Sign in again.';
+      break;
+    case 'upload':
+      if (status === 413) return 'That file is too large to send.';
+      if (status === 400) return 'That file name cannot be used: rename the file and try again.';
       break;
   }
   if (status === 400) return message ? `Please check the form: ${message}` : 'Please check the form.';

@@ -9,12 +9,15 @@ import {
   edited,
   emptyHistory,
   fail,
+  filesText,
   fromGroup,
   fromPersonal,
+  isImage,
   markRead,
   mergePage,
   olderCursor,
   reacted,
+  sizeText,
   sortChats,
 } from './store';
 
@@ -139,6 +142,41 @@ describe('wire pages', () => {
     expect(m).toMatchObject({ senderName: 'Ada', readBy: ['u2'] });
     const g = fromGroup({ _id: 'y', Sender: 'Ada', SenderId: 'u1', Content: 'hi', Timestamp: at(1), ReadStatus: { u1: 'Read', u2: 'Unread', u3: 'Read' } });
     expect(g.readBy).toEqual(['u3']);
+  });
+});
+
+describe('attachments', () => {
+  const png = { FileId: 'f1', Name: 'dot.png', Size: 68, ContentType: 'image/png' };
+  const txt = { FileId: 'f2', Size: 2048, ContentType: 'application/octet-stream' };
+
+  it('come from a page in the sender\'s order; a message without them has none', () => {
+    const m = fromGroup({ _id: 'y', Sender: 'Ada', SenderId: 'u1', Content: 'see', Timestamp: at(1), Attachments: [png, txt] });
+    expect(m.attachments).toEqual([
+      { fileId: 'f1', name: 'dot.png', size: 68, contentType: 'image/png' },
+      { fileId: 'f2', name: undefined, size: 2048, contentType: 'application/octet-stream' },
+    ]);
+    expect(fromGroup({ _id: 'z', Sender: 'Ada', SenderId: 'u1', Content: 'no', Timestamp: at(1), Attachments: [] }).attachments).toBeUndefined();
+  });
+
+  it('only the four checked image types are shown inline', () => {
+    expect(['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/svg+xml', 'text/html'].map((contentType) => isImage({ fileId: 'f', size: 1, contentType }))).toEqual([
+      true,
+      true,
+      true,
+      true,
+      false,
+      false,
+    ]);
+  });
+
+  it('sizes read as people write them, and a message of only files names them', () => {
+    expect([0, 1023, 1024, 1536, 10 * 1024, 25 * 1024 * 1024, 3 * 1024 ** 3].map(sizeText)).toEqual(['0 B', '1023 B', '1 KB', '1.5 KB', '10 KB', '25 MB', '3 GB']);
+    expect(filesText([{ fileId: 'a', name: 'dot.png', size: 1, contentType: 'image/png' }, { fileId: 'b', size: 1, contentType: 'x' }])).toBe('📎 dot.png, 📎 file');
+  });
+
+  it('a deleted message loses its files', () => {
+    const h = deleted(addMessage(emptyHistory(), msg('a', 1, { attachments: [{ fileId: 'f', size: 1, contentType: 'image/png' }] })), 'a');
+    expect(h.messages[0].attachments).toBeUndefined();
   });
 });
 

@@ -24,7 +24,50 @@ export interface Message {
   deleted?: boolean;
   /** Who reacted with each emoji. */
   reactions?: Record<string, string[]>;
+  /** Files sent with it, in the sender's order. */
+  attachments?: Attachment[];
 }
+
+/** A file sent in a message (`POST /files`, then its id in the send's `Attachments`). */
+export interface Attachment {
+  fileId: string;
+  name?: string;
+  size: number;
+  contentType: string;
+}
+
+export interface WireAttachment {
+  FileId: string;
+  Name?: string;
+  Size: number;
+  ContentType: string;
+}
+
+/** A payload's `Attachments`, or undefined when it has none. */
+export const attachmentsOf = (list: WireAttachment[] | undefined): Attachment[] | undefined =>
+  Array.isArray(list) && list.length
+    ? list.map((a) => ({ fileId: a.FileId, name: a.Name, size: a.Size, contentType: a.ContentType }))
+    : undefined;
+
+/** The four types the server serves inline, since it checked their bytes (docs/api.md, "HTTP"). */
+const INLINE_IMAGES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp'];
+export const isImage = (a: Attachment) => INLINE_IMAGES.includes(a.contentType);
+
+/** "512 B", "1.5 KB", "25 MB". */
+export function sizeText(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KB', 'MB', 'GB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value < 10 ? value.toFixed(1).replace(/\.0$/, '') : Math.round(value)} ${units[unit]}`;
+}
+
+/** What a message of only files says as its text (the server needs some). */
+export const filesText = (files: Attachment[]) => files.map((f) => `📎 ${f.name ?? 'file'}`).join(', ');
 
 export interface Chat {
   id: string;
@@ -194,12 +237,13 @@ const readers = (status: ReadStatus, sender: string) =>
     .filter(([id, s]) => id !== sender && s === 'Read')
     .map(([id]) => id);
 
-interface WireExtras { ReplyTo?: string; EditedAt?: string; Deleted?: boolean; Reactions?: Record<string, string[]> }
+interface WireExtras { ReplyTo?: string; EditedAt?: string; Deleted?: boolean; Reactions?: Record<string, string[]>; Attachments?: WireAttachment[] }
 const extras = (m: WireExtras) => ({
   replyTo: m.ReplyTo,
   editedAt: m.EditedAt,
   deleted: m.Deleted === true ? true : undefined,
   reactions: m.Reactions && Object.keys(m.Reactions).length ? m.Reactions : undefined,
+  attachments: attachmentsOf(m.Attachments),
 });
 
 export interface WireSelf extends WireExtras { _id: string; Content: string; Timestamp: string }
@@ -250,7 +294,7 @@ export const edited = (history: History, id: string, content: string, editedAt: 
   changed(history, id, (m) => (m.deleted || (m.editedAt && m.editedAt > editedAt) ? m : { ...m, content, editedAt }));
 
 export const deleted = (history: History, id: string): History =>
-  changed(history, id, (m) => ({ ...m, content: '', deleted: true, reactions: undefined }));
+  changed(history, id, (m) => ({ ...m, content: '', deleted: true, reactions: undefined, attachments: undefined }));
 
 /** `user` added (`on`) or took back a reaction; each person counts once per emoji. */
 export const reacted = (history: History, id: string, user: string, emoji: string, on: boolean): History =>

@@ -11,7 +11,7 @@ import * as api from '../api';
 import { httpText } from '../errors';
 import { allowNotifications } from '../notify';
 import { isOnline, typingIn, typingLine } from '../presence';
-import type { Chat, Message } from '../store';
+import { type Attachment, type Chat, type Message, filesText, isImage, sizeText } from '../store';
 import { VirtualList } from './VirtualList';
 
 export function useClient(client: Client): State {
@@ -452,8 +452,27 @@ function ChatPane({ client, state, chat, onInfo }: { client: Client; state: Stat
 
   const [replyTo, setReplyTo] = useState<Message | undefined>();
   const [editing, setEditing] = useState<Message | undefined>();
+  const [files, setFiles] = useState<Attachment[]>([]);
+  const [uploading, setUploading] = useState(0);
+  const picker = useRef<HTMLInputElement>(null);
+  useEffect(() => setFiles([]), [chat.id]);
+  const attach = async (chosen: FileList | null) => {
+    const list = Array.from(chosen ?? []);
+    if (picker.current) picker.current.value = '';
+    const room = MAX_ATTACHMENTS - files.length;
+    if (list.length > room) client.notify('error', `At most ${MAX_ATTACHMENTS} files go with one message.`);
+    const taken = list.slice(0, Math.max(0, room));
+    setUploading((n) => n + taken.length);
+    for (const file of taken) {
+      const uploaded = await client.upload(file);
+      setUploading((n) => n - 1);
+      if (uploaded) setFiles((now) => [...now, uploaded]);
+    }
+  };
   const send = async () => {
-    const text = draft.trim();
+    if (uploading > 0) return;
+    const withFiles = !editing && files.length > 0;
+    const text = draft.trim() || (withFiles ? filesText(files) : '');
     if (!text) return;
     if (text.length > 4000) {
       client.notify('error', 'A message can be at most 4,000 characters.');
@@ -463,8 +482,9 @@ function ChatPane({ client, state, chat, onInfo }: { client: Client; state: Stat
       if (!(await client.edit(chat.id, editing.id, draft))) return;
       setEditing(undefined);
     } else {
-      client.send(chat.id, draft, replyTo?.id);
+      client.send(chat.id, draft.trim() ? draft : text, replyTo?.id, files);
       setReplyTo(undefined);
+      setFiles([]);
     }
     setDraft('');
     saveDraft(me, chat.id, '');
@@ -506,6 +526,7 @@ function ChatPane({ client, state, chat, onInfo }: { client: Client; state: Stat
         <div class="content">
           {m.deleted ? <em class="hint">This message was deleted.</em> : <Text content={m.content} />}
         </div>
+        {m.attachments && <Files files={m.attachments} />}
         {m.reactions && (
           <div class="reactions">
             {Object.entries(m.reactions).map(([emoji, people]) => {
@@ -630,6 +651,23 @@ function ChatPane({ client, state, chat, onInfo }: { client: Client; state: Stat
           </button>
         </div>
       )}
+      {(files.length > 0 || uploading > 0) && (
+        <ul class="attaching" aria-label="Files to send">
+          {files.map((f) => (
+            <li key={f.fileId}>
+              📎 {f.name ?? 'file'} ({sizeText(f.size)})
+              <button type="button" aria-label={`Remove ${f.name ?? 'file'}`} onClick={() => setFiles((now) => now.filter((x) => x !== f))}>
+                ×
+              </button>
+            </li>
+          ))}
+          {uploading > 0 && (
+            <li role="status">
+              Uploading {uploading} file{uploading > 1 ? 's' : ''}…
+            </li>
+          )}
+        </ul>
+      )}
       <form
         class="composer"
         aria-label="Send a message"
@@ -638,6 +676,14 @@ function ChatPane({ client, state, chat, onInfo }: { client: Client; state: Stat
           void send();
         }}
       >
+        {!editing && (
+          <>
+            <input ref={picker} type="file" multiple hidden onChange={(e) => void attach(e.currentTarget.files)} />
+            <button type="button" class="attach" aria-label="Attach files" title="Attach files" onClick={() => picker.current?.click()}>
+              📎
+            </button>
+          </>
+        )}
         <label class="visually-hidden" for="composer-text">
           Message
         </label>
@@ -682,6 +728,35 @@ const QUICK = ['👍', '❤️', '😂'];
 
 /** The message a reply answers, shortened; as text, like every message. */
 /** A contact's online dot: green while they are connected, hollow otherwise. */
+/** The most files one message takes (docs/api.md, "Attachments"). */
+const MAX_ATTACHMENTS = 10;
+
+/** A message's files: images shown (the server sends only checked image types inline), others as
+ * links that download. Both load with the access cookie, and only for members of the chat. */
+function Files({ files }: { files: Attachment[] }) {
+  return (
+    <ul class="files" aria-label="Attachments">
+      {files.map((f) => {
+        const href = `/files/${encodeURIComponent(f.fileId)}`;
+        const name = f.name ?? 'file';
+        return (
+          <li key={f.fileId}>
+            {isImage(f) ? (
+              <a href={href} target="_blank" rel="noopener noreferrer">
+                <img src={href} alt={name} loading="lazy" />
+              </a>
+            ) : (
+              <a href={href} download={name}>
+                📎 {name} ({sizeText(f.size)})
+              </a>
+            )}
+          </li>
+        );
+      })}
+    </ul>
+  );
+}
+
 function OnlineDot({ online }: { online: boolean }) {
   return <span class={online ? 'dot online' : 'dot'} role="img" aria-label={online ? 'online' : 'offline'} title={online ? 'Online' : 'Offline'} />;
 }

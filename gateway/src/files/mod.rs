@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use chrono::Utc;
 use events_schema::events::AttachmentShared;
 use events_schema::UserId;
@@ -98,7 +98,12 @@ impl FileStore {
         let mut hasher = Sha256::new();
         let mut size: u64 = 0;
         let mut head = Vec::with_capacity(MAGIC_BYTES);
-        let failure = loop {
+        // The body's chunks are copied into parts of our own, each written before the next is
+        // started. A chunk is a slice of the connection's read buffer (up to 400 KiB): handed on
+        // as it is, it became several parts started at once, holding that buffer until the last
+        // was written, so that uploads faster than the disk piled up memory.
+        let mut part = BytesMut::new();
+        let failure = 'body: loop {
             let chunk = match body.next().await {
                 None => break None,
                 Some(Err(e)) => break Some(PutError::Body(e.to_string())),
@@ -113,11 +118,26 @@ impl FileStore {
                 head.extend_from_slice(&chunk[..take]);
             }
             hasher.update(&chunk);
-            if let Err(e) = writer.wait_for_capacity(1).await {
-                break Some(PutError::Store(e.to_string()));
+            let mut rest = &chunk[..];
+            while !rest.is_empty() {
+                if part.capacity() == 0 {
+                    // Grown as it fills: an S3 part is 5 MiB, most files far less.
+                    part.reserve(self.part.min(PART_START));
+                }
+                let take = (self.part - part.len()).min(rest.len());
+                part.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                if part.len() == self.part {
+                    if let Err(e) = writer.wait_for_capacity(0).await {
+                        break 'body Some(PutError::Store(e.to_string()));
+                    }
+                    writer.put(std::mem::take(&mut part).freeze());
+                }
             }
-            writer.put(chunk);
         };
+        if failure.is_none() && !part.is_empty() {
+            writer.put(part.freeze());
+        }
         if let Some(failure) = failure {
             if let Err(e) = writer.abort().await {
                 tracing::warn!(error = %e, file_id, "cannot abort a refused upload");
@@ -176,7 +196,7 @@ fn tokio_util_reader(
 ) -> BoxStream<'static, std::io::Result<Bytes>> {
     const PIECE: usize = 256 * 1024;
     futures::stream::try_unfold(reader, |mut reader| async move {
-        let mut buffer = bytes::BytesMut::with_capacity(PIECE);
+        let mut buffer = BytesMut::with_capacity(PIECE);
         while buffer.len() < PIECE {
             if reader.read_buf(&mut buffer).await? == 0 {
                 break;
@@ -211,6 +231,8 @@ pub enum PutError {
 }
 
 const MAGIC_BYTES: usize = 12;
+/// The first allocation of a part being filled.
+const PART_START: usize = 256 * 1024;
 
 /// The type to keep for an upload declared as `declared` whose bytes start with `head`: an image
 /// type (png, jpeg, gif, webp) only when the bytes are one, anything else as declared (lowercase,

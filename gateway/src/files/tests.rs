@@ -110,3 +110,37 @@ fn image_types_must_match_their_bytes() {
         "application/octet-stream"
     );
 }
+
+#[tokio::test]
+async fn an_upload_in_chunks_across_part_boundaries_reads_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path().join("files").to_str().unwrap()).unwrap();
+    let part = store.part;
+    // Smaller than a part, exactly one, the rest of a part, several parts at once, a tail.
+    let sizes = [1, part - 1, part, 3 * part + 7, 5];
+    let bytes: Vec<u8> = (0..sizes.iter().sum::<usize>())
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let mut chunks = Vec::new();
+    let mut at = 0;
+    for size in sizes {
+        chunks.push(Ok::<_, std::io::Error>(Bytes::copy_from_slice(
+            &bytes[at..at + size],
+        )));
+        at += size;
+    }
+    let written = store
+        .put_stream("f", futures::stream::iter(chunks).boxed(), u64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(written.size, bytes.len() as u64);
+    assert_eq!(written.sha256, hex::encode(Sha256::digest(&bytes)));
+    assert_eq!(written.head, bytes[..MAGIC_BYTES]);
+
+    let mut read = Vec::new();
+    let mut got = store.get("f", None).await.unwrap();
+    while let Some(piece) = got.next().await {
+        read.extend_from_slice(&piece.unwrap());
+    }
+    assert_eq!(read, bytes);
+}

@@ -5,6 +5,8 @@
 //! A request is parsed into a typed request ([`requests`]), handled, and answered exactly once
 //! (`reply`); what is emitted is bounded (`budget`) and never dropped silently ([`outbound`]).
 
+#[cfg(test)]
+mod asyncapi_drift;
 mod attachments;
 mod budget;
 mod chat_view;

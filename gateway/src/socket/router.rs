@@ -46,50 +46,57 @@ pub fn register(
     );
 }
 
-/// Queues the request for the socket's worker; an event that names no request is ignored.
-fn route(
-    worker: &Arc<Worker>,
-    state: AppState,
-    socket: &SocketRef,
-    event: &str,
-    payload: Value,
-    reply: Reply,
-) {
-    macro_rules! routes {
-        ($($name:literal => $handler:path),* $(,)?) => {
+/// Every request: its event name and its handler. One list makes both the dispatch ([`route`])
+/// and, for the test that holds docs/asyncapi.yaml to the code, the names handled.
+macro_rules! routes {
+    ($($name:literal => $handler:path),* $(,)?) => {
+        /// Queues the request for the socket's worker; an event that names no request is ignored.
+        fn route(
+            worker: &Arc<Worker>,
+            state: AppState,
+            socket: &SocketRef,
+            event: &str,
+            payload: Value,
+            reply: Reply,
+        ) {
             match event {
                 $($name => worker.enqueue(state, socket, $name, $handler, payload, reply),)*
                 _ => tracing::debug!(event, "an event that names no request: ignored"),
             }
-        };
-    }
-    routes! {
-        "fetch-user-details" => users::fetch_user_details,
-        "search-user" => users::search_user,
-        "fetch-self-chat" => self_chat::fetch_self_chat,
-        "send-self-message" => self_chat::send_self_message,
-        "check-chat" => personal::check_chat,
-        "create-personal-chat" => personal::create_personal_chat,
-        "fetch-personal-chat" => personal::fetch_personal_chat,
-        "send-personal-message" => personal::send_personal_message,
-        "read-personal-message" => personal::read_personal_message,
-        "create-group-chat" => groups::create_group_chat,
-        "fetch-group-chat" => groups::fetch_group_chat,
-        "send-group-message" => groups::send_group_message,
-        "read-group-message" => groups::read_group_message,
-        "add-member" => groups::add_member,
-        "kickout" => groups::kickout,
-        "change-admin" => groups::change_admin,
-        "leave-grp" => groups::leave_group,
-        "delete-grp" => groups::delete_group,
-        "edit-message" => message_changes::edit_message,
-        "delete-message" => message_changes::delete_message,
-        "react" => message_changes::react,
-        "mark-delivered" => message_changes::mark_delivered,
-        "typing" => presence::typing,
-        "set-presence" => presence::set_presence,
-        "rename" => users::rename,
-        "sync" => sync::sync,
-        "search-messages" => search::search_messages,
-    }
+        }
+
+        /// The events [`route`] handles.
+        #[cfg(test)]
+        pub(crate) const REQUEST_EVENTS: &[&str] = &[$($name),*];
+    };
+}
+
+routes! {
+    "fetch-user-details" => users::fetch_user_details,
+    "search-user" => users::search_user,
+    "fetch-self-chat" => self_chat::fetch_self_chat,
+    "send-self-message" => self_chat::send_self_message,
+    "check-chat" => personal::check_chat,
+    "create-personal-chat" => personal::create_personal_chat,
+    "fetch-personal-chat" => personal::fetch_personal_chat,
+    "send-personal-message" => personal::send_personal_message,
+    "read-personal-message" => personal::read_personal_message,
+    "create-group-chat" => groups::create_group_chat,
+    "fetch-group-chat" => groups::fetch_group_chat,
+    "send-group-message" => groups::send_group_message,
+    "read-group-message" => groups::read_group_message,
+    "add-member" => groups::add_member,
+    "kickout" => groups::kickout,
+    "change-admin" => groups::change_admin,
+    "leave-grp" => groups::leave_group,
+    "delete-grp" => groups::delete_group,
+    "edit-message" => message_changes::edit_message,
+    "delete-message" => message_changes::delete_message,
+    "react" => message_changes::react,
+    "mark-delivered" => message_changes::mark_delivered,
+    "typing" => presence::typing,
+    "set-presence" => presence::set_presence,
+    "rename" => users::rename,
+    "sync" => sync::sync,
+    "search-messages" => search::search_messages,
 }

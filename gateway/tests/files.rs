@@ -159,6 +159,12 @@ async fn an_upload_is_read_by_its_uploader_and_current_members_only() {
             .status(),
         StatusCode::NOT_FOUND
     );
+    // An id that is not UTF-8 once decoded is no file either: the same JSON answer.
+    let not_utf8 = fetch(&app, &ann, "%FF").send().await.unwrap();
+    assert_eq!(not_utf8.status(), StatusCode::NOT_FOUND);
+    let body: Value = not_utf8.json().await.unwrap();
+    assert_eq!(body["success"], 0, "{body}");
+    assert!(body["message"].is_string(), "{body}");
 
     // The cookie counts; no token is 401.
     let by_cookie = app

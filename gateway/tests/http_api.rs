@@ -289,6 +289,21 @@ async fn health_and_ready() {
 }
 
 #[tokio::test]
+async fn the_api_describes_itself_at_openapi_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path(), &[]).await;
+    let (status, document, headers) = app.get("/openapi.json").await;
+    assert_eq!(status, 200, "{document}");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().expect("a paths object");
+    for path in ["/signup", "/files/{file_id}"] {
+        assert!(paths.contains_key(path), "{path} is not described");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn accounts_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn(dir.path(), &[]).await;

@@ -11,43 +11,82 @@ use chrono::{DateTime, Utc};
 use events_schema::UserId;
 use infra::mail::OutgoingMail;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::body::JsonObject;
 use super::cookies::{self, ACCESS_COOKIE};
 use super::error::ApiError;
+use super::openapi::{JsonBodyRefusals, RateLimited};
 use crate::auth::{AuthError, Email, Password, SessionId};
 use crate::limits::AuthRoute;
 use crate::state::AppState;
 use crate::wire::{timestamp, Outcome};
 
 /// `GET /sessions`: the caller's open sessions, the newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SessionList {
+    /// The caller's open sessions, the newest first.
     #[serde(rename = "Sessions")]
     pub sessions: Vec<SessionEntry>,
     pub message: &'static str,
+    /// 1.
     pub success: i32,
 }
 
 /// One open session: `Id` is what `DELETE /sessions/{Id}` takes; times as everywhere else.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SessionEntry {
+    /// When it was opened (RFC 3339, milliseconds, UTC).
     #[serde(rename = "CreatedAt")]
     pub created_at: String,
+    /// Whether it is the caller's own.
     #[serde(rename = "Current")]
     pub current: bool,
+    /// Opaque: what `DELETE /sessions/{id}` takes.
     #[serde(rename = "Id")]
     pub id: String,
+    /// The address of the login or verification that opened it, when known.
     #[serde(rename = "Ip")]
+    #[schema(required = true)]
     pub ip: Option<String>,
+    /// When it was last used, written at most once a minute (RFC 3339, milliseconds, UTC).
     #[serde(rename = "LastUsedAt")]
     pub last_used_at: String,
+    /// The user agent (at most 256 characters) of the login or verification that opened it,
+    /// when known.
     #[serde(rename = "UserAgent")]
+    #[schema(required = true)]
     pub user_agent: Option<String>,
+}
+
+/// The body of `POST /password/forgot`, for the API's description: the handler reads it field by
+/// field.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ForgotPasswordBody {
+    /// The account's e-mail address.
+    #[schema(format = Email, max_length = 254)]
+    email: String,
 }
 
 /// `POST /password/forgot {email}`: the same answer, at the same cost, whether or not the account
 /// exists; the lookup, the code and the mail happen after the answer.
+#[utoipa::path(
+    post,
+    path = "/password/forgot",
+    summary = "Ask for a password reset code",
+    description = "Mails an existing verified account a 6-digit code (10 minutes, 5 tries) that \
+        `/password/reset` takes; a new request voids the previous code. The answer is the same, at \
+        the same cost, whether or not the account exists.",
+    tag = "accounts",
+    request_body(content = ForgotPasswordBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Done, whether or not the account exists (`success` 1)", body = Outcome),
+        (status = 400, description = "A missing or malformed e-mail (`success` -1)", body = Outcome),
+        JsonBodyRefusals,
+        RateLimited,
+    )
+)]
 pub async fn forgot_password(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -120,8 +159,42 @@ fn html_escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
+/// The body of `POST /password/reset`, for the API's description: the handler reads it field by
+/// field.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ResetPasswordBody {
+    /// The account's e-mail address.
+    #[schema(format = Email, max_length = 254)]
+    email: String,
+    /// The mailed 6-digit code.
+    #[schema(pattern = "^[0-9]{6}$")]
+    token: String,
+    /// The new password, 8–256 characters.
+    #[schema(min_length = 8, max_length = 256)]
+    password: String,
+}
+
 /// `POST /password/reset {email, token, password}`: a new password, and every session of the
 /// account ends (its sockets get `auth-failure` and are disconnected, on every gateway).
+#[utoipa::path(
+    post,
+    path = "/password/reset",
+    summary = "Reset the password",
+    description = "Replaces the password and ends every session of the account; the code is spent. \
+        After 5 wrong codes the code is void until a new `/password/forgot`.",
+    tag = "accounts",
+    request_body(content = ResetPasswordBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Password changed, every session ended (`success` 1)", body = Outcome),
+        (status = 400, description = "A wrong, used or expired code, or an unknown or malformed e-mail \
+            (`success` 0); a missing field or a password outside 8–256 characters (`success` -1)",
+            body = Outcome),
+        (status = 500, description = "A server error (`success` -1)", body = Outcome),
+        JsonBodyRefusals,
+        RateLimited,
+    )
+)]
 pub async fn reset_password(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -177,6 +250,18 @@ fn millis(at: i64) -> String {
 }
 
 /// `GET /sessions`.
+#[utoipa::path(
+    get,
+    path = "/sessions",
+    summary = "The caller's open sessions",
+    tag = "sessions",
+    security(("access_token" = []), ("access_cookie" = [])),
+    responses(
+        (status = 200, description = "The caller's open sessions, the newest first", body = SessionList),
+        (status = 401, description = "No valid access token of an open session (`success` 0)", body = Outcome),
+        (status = 500, description = "A server error (`success` -1)", body = Outcome),
+    )
+)]
 pub async fn list_sessions(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -204,6 +289,22 @@ pub async fn list_sessions(
 }
 
 /// `DELETE /sessions/{Id}`: ends one of the caller's sessions; any other id is 404.
+#[utoipa::path(
+    delete,
+    path = "/sessions/{id}",
+    summary = "End one of the caller's sessions",
+    description = "Its sockets get `auth-failure` and are disconnected, on every gateway.",
+    tag = "sessions",
+    params(("id" = String, Path, description = "A session's `Id`, as `GET /sessions` lists it")),
+    security(("access_token" = []), ("access_cookie" = [])),
+    responses(
+        (status = 200, description = "The session ended (`success` 1)", body = Outcome),
+        (status = 401, description = "No valid access token of an open session (`success` 0)", body = Outcome),
+        (status = 404, description = "No session of the caller's has that id: another user's, an \
+            ended one and an unknown one alike (`success` 0)", body = Outcome),
+        (status = 500, description = "A server error (`success` -1)", body = Outcome),
+    )
+)]
 pub async fn end_session(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -11,20 +11,117 @@ use events_schema::{streams, ChatId, UserId};
 use infra::AuditSubject;
 use projection_service::audit::{AuditPage, AuditParams};
 use serde::Deserialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{IntoParams, IntoResponses, PartialSchema, ToSchema};
 
 use crate::state::AppState;
 use crate::wire::Outcome;
 
-#[derive(Debug, Default, Deserialize)]
+/// The query string, as text: `projection_service::audit` judges it (and describes it here).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQueryString {
+    /// Only events after this log position (the previous page's `next`); 0 by default.
+    #[param(value_type = Option<u64>, minimum = 0)]
     after: Option<String>,
+    /// Events per page, 1–1000; 100 by default.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+    /// Only events at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     since: Option<String>,
+    /// Only events before this time (RFC 3339); after `since`.
+    #[param(value_type = Option<String>, format = DateTime)]
     until: Option<String>,
+    /// Only events of this type (an event type name: letters and digits).
+    #[param(pattern = "^[A-Za-z0-9]{1,64}$")]
     #[serde(rename = "type")]
     event_type: Option<String>,
+}
+
+/// A page of the audit (`projection_service::audit::AuditPage`), for the API's description.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct AuditEventPage {
+    /// In log order.
+    events: Vec<AuditEvent>,
+    /// The `after` of the next page; null when this one is the last.
+    #[schema(required = true)]
+    next: Option<u64>,
+}
+
+/// One event as an auditor sees it (`projection_service::audit::AuditEvent`).
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct AuditEvent {
+    /// Its position in the whole log.
+    position: u64,
+    /// Its stream (`chat-…`, `user-…`).
+    stream: String,
+    /// Its version in the stream.
+    version: u64,
+    /// The event type.
+    #[schema(rename = "type")]
+    event_type: String,
+    /// RFC 3339, milliseconds, UTC.
+    #[schema(format = DateTime)]
+    occurred_at: String,
+    /// The user who acted, when one did.
+    #[schema(required = true)]
+    actor: Option<String>,
+    correlation_id: String,
+    /// The event's data in the current schema of its type.
+    data: Value,
+}
+
+/// What an audit route answers when it does not serve the request.
+pub struct AuditRefusals;
+
+impl IntoResponses for AuditRefusals {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        let outcome = |description: &str| {
+            ResponseBuilder::new().description(description).content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Outcome")))
+                    .build(),
+            )
+        };
+        let unauthorized = outcome("The request does not bear `AUDIT_TOKEN` (`success` -1)")
+            .header(
+                "WWW-Authenticate",
+                HeaderBuilder::new()
+                    .schema(String::schema())
+                    .description(Some("`Bearer`"))
+                    .build(),
+            );
+        [
+            (
+                "400",
+                outcome(
+                    "A bad id or parameter (`success` -1); judged only for a bearer of the token",
+                ),
+            ),
+            ("401", unauthorized),
+            (
+                "404",
+                ResponseBuilder::new()
+                    .description("`AUDIT_TOKEN` is not set: the route does not exist"),
+            ),
+            (
+                "500",
+                outcome("The event store could not be read (`success` -1)"),
+            ),
+        ]
+        .into_iter()
+        .map(|(status, response)| (status.to_owned(), response.build().into()))
+        .collect()
+    }
 }
 
 /// The path and query as extracted, read only once the caller is known to bear the audit token:
@@ -32,6 +129,20 @@ pub struct AuditQueryString {
 type PathParam = Result<Path<String>, PathRejection>;
 type QueryParams = Result<Query<AuditQueryString>, QueryRejection>;
 
+/// `GET /audit/chats/{chat_id}/events`.
+#[utoipa::path(
+    get,
+    path = "/audit/chats/{chat_id}/events",
+    summary = "A chat's whole history",
+    description = "Every event of the chat's stream, in log order, a page at a time.",
+    tag = "audit",
+    params(("chat_id" = String, Path, description = "The chat's id"), AuditQueryString),
+    security(("audit_token" = [])),
+    responses(
+        (status = 200, description = "A page of events", body = AuditEventPage),
+        AuditRefusals,
+    )
+)]
 pub async fn chat_events(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -48,6 +159,20 @@ pub async fn chat_events(
     }
 }
 
+/// `GET /audit/users/{user_id}/events`.
+#[utoipa::path(
+    get,
+    path = "/audit/users/{user_id}/events",
+    summary = "Every event a user acted in",
+    description = "Every event whose actor is the user, in log order, a page at a time.",
+    tag = "audit",
+    params(("user_id" = String, Path, description = "The user's id"), AuditQueryString),
+    security(("audit_token" = [])),
+    responses(
+        (status = 200, description = "A page of events", body = AuditEventPage),
+        AuditRefusals,
+    )
+)]
 pub async fn user_events(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -1,6 +1,7 @@
 //! `POST /files` and `GET /files/{FileId}` (docs/api.md, "Files").
 
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -8,10 +9,13 @@ use axum::Json;
 use events_schema::UserId;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::cookies::{self, ACCESS_COOKIE};
+use super::openapi::Binary;
 use crate::files::{self, checked_content_type, FileRecord, PutError};
 use crate::state::AppState;
+use crate::wire::Outcome;
 
 /// A refusal of a file route: its status and a short reason, logged at debug.
 fn refuse(status: StatusCode, message: &'static str) -> Response {
@@ -60,20 +64,29 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<UserId, Respons
     UserId::parse(&claims.sub).map_err(|_| unauthorized())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
+    /// A display name: at most 255 characters, no control characters.
     name: Option<String>,
 }
 
-#[derive(Serialize)]
+/// `201` to `POST /files`.
+#[derive(Serialize, ToSchema)]
 struct Uploaded<'a> {
+    /// 1.
     success: i32,
+    /// What `GET /files/{file_id}` and a message's attachment take.
     #[serde(rename = "FileId")]
     file_id: &'a str,
+    /// In bytes.
     #[serde(rename = "Size")]
     size: u64,
+    /// The declared type without parameters; an image type only when the bytes start with that
+    /// format's signature, else `application/octet-stream`.
     #[serde(rename = "ContentType")]
     content_type: &'a str,
+    /// The SHA-256 of the bytes, lowercase hex.
     #[serde(rename = "Sha256")]
     sha256: &'a str,
 }
@@ -82,6 +95,29 @@ struct Uploaded<'a> {
 const MAX_NAME_CHARS: usize = 255;
 
 /// `POST /files?name=…`: the raw body, streamed to the file store.
+#[utoipa::path(
+    post,
+    path = "/files",
+    summary = "Upload a file",
+    description = "The raw file is the body, with its `Content-Type` (any type); it is streamed to \
+        the file store, never held whole, and the 16 KiB JSON limit does not apply. An upload not \
+        sent in a message within 24 h is removed.",
+    tag = "files",
+    params(UploadQuery),
+    request_body(content = Binary, content_type = "application/octet-stream",
+        description = "The file's bytes, sent with its own `Content-Type`"),
+    security(("access_token" = []), ("access_cookie" = [])),
+    responses(
+        (status = 201, description = "Stored", body = Uploaded),
+        (status = 400, description = "A bad `name`, or a body that could not be read (`success` 0)",
+            body = Outcome),
+        (status = 401, description = "No valid access token of an open session (`success` 0)", body = Outcome),
+        (status = 413, description = "Larger than `FILE_MAX_BYTES`; nothing is kept (`success` 0)",
+            body = Outcome),
+        (status = 503, description = "The file store or the database does not answer; nothing is \
+            kept (`success` -1)", body = Outcome),
+    )
+)]
 pub async fn upload(
     State(state): State<AppState>,
     query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
@@ -166,9 +202,51 @@ pub async fn upload(
 }
 
 /// `GET /files/{FileId}`: to its uploader and the current members of a chat where it was sent.
+#[utoipa::path(
+    get,
+    path = "/files/{file_id}",
+    summary = "Download a file",
+    description = "To its uploader and to the current members of a chat where it was sent in a \
+        message not deleted since; the cookie is enough, so an `<img>` loads it. `If-None-Match` \
+        with the ETag answers `304`; one `Range: bytes=a-b`, `a-` or `-n` answers `206`; several \
+        ranges or another unit, the whole file.",
+    tag = "files",
+    params(
+        ("file_id" = String, Path, description = "The `FileId` of the upload"),
+        ("Range" = Option<String>, Header, nullable = false, description = "One byte range: `bytes=a-b`, `bytes=a-` or `bytes=-n`"),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "The ETag of a copy the client holds"),
+    ),
+    security(("access_token" = []), ("access_cookie" = [])),
+    responses(
+        (status = 200, description = "The bytes, streamed, with the file's `Content-Type`",
+            headers(
+                ("Content-Length" = u64, description = "The file's size"),
+                ("ETag" = String, description = "The quoted SHA-256 of the bytes"),
+                ("Accept-Ranges" = String, description = "`bytes`"),
+                ("Content-Disposition" = String, description = "`inline` for PNG, JPEG, GIF and WebP \
+                    images, `attachment` otherwise; the name as ASCII and as RFC 8187 `filename*`"),
+                ("X-Content-Type-Options" = String, description = "`nosniff`"),
+            ),
+            content_type = "*/*", body = Binary),
+        (status = 206, description = "The range asked for",
+            headers(
+                ("Content-Range" = String, description = "`bytes a-b/size`"),
+                ("Content-Length" = u64, description = "The range's length"),
+            ),
+            content_type = "*/*", body = Binary),
+        (status = 304, description = "Not modified: `If-None-Match` names this file's ETag"),
+        (status = 401, description = "No valid access token of an open session (`success` 0)", body = Outcome),
+        (status = 404, description = "No such file, or not one the caller may read (`success` 0)",
+            body = Outcome),
+        (status = 416, description = "The range starts past the end",
+            headers(("Content-Range" = String, description = "`bytes */size`"))),
+        (status = 503, description = "The file store or the database does not answer (`success` -1)",
+            body = Outcome),
+    )
+)]
 pub async fn download(
     State(state): State<AppState>,
-    Path(file_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Response {
     let user = match caller(&state, &headers).await {
@@ -176,6 +254,10 @@ pub async fn download(
         Err(refused) => return refused,
     };
     let not_found = || refuse(StatusCode::NOT_FOUND, "no such file");
+    // A segment that is not UTF-8 once decoded (`%FF`) names no file either.
+    let Ok(Path(file_id)) = path else {
+        return not_found();
+    };
     if file_id.is_empty()
         || file_id.len() > 64
         || !file_id.bytes().all(|b| b.is_ascii_alphanumeric())

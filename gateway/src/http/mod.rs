@@ -3,6 +3,7 @@
 pub mod body;
 pub mod cookies;
 pub mod error;
+pub mod openapi;
 
 mod account_manage;
 mod accounts;
@@ -23,7 +24,7 @@ use axum::Router;
 use crate::state::AppState;
 
 /// The routes, with the body limit. Paths are lowercase here; [`lowercase_path`] makes matching
-/// case-insensitive, as Express does.
+/// case-insensitive, as Express does. Each one is described in [`openapi::ApiDoc`] (a test checks).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/signup", post(accounts::signup))
@@ -65,6 +66,7 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(health::metrics))
         .route("/audit/chats/{chat_id}/events", get(audit::chat_events))
         .route("/audit/users/{user_id}/events", get(audit::user_events))
+        .route("/openapi.json", get(openapi::openapi_json))
         .fallback(web::serve)
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(measured))

@@ -7,17 +7,49 @@ use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
 use events_schema::{UserId, UserName};
+use utoipa::ToSchema;
 
 use super::body::JsonObject;
 use super::cookies::{self, ACCESS_COOKIE, REFRESH_COOKIE};
 use super::error::ApiError;
+use super::openapi::{JsonBodyRefusals, RateLimited};
 use super::registration::ensure_chat_user;
 use crate::auth::{AuthError, Email, TokenPair};
 use crate::limits::AuthRoute;
 use crate::state::AppState;
 use crate::wire::{Outcome, Refreshed, SignedIn};
 
+/// The body of `POST /login`, for the API's description: the handler reads it field by field.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LoginBody {
+    #[schema(format = Email)]
+    email: String,
+    password: String,
+}
+
 /// `POST /login {email, password}`.
+#[utoipa::path(
+    post,
+    path = "/login",
+    summary = "Log in",
+    description = "Opens a session: both tokens in the body and as cookies.",
+    tag = "tokens",
+    request_body(content = LoginBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Signed in; both cookies set",
+            headers(("Set-Cookie" = String, description = "`access_token` and `refresh_token`")),
+            body = SignedIn),
+        (status = 400, description = "A missing field (`success` -1)", body = Outcome),
+        (status = 401, description = "`Invalid email or password`, for an unknown e-mail and a wrong \
+            password alike (`success` 0)", body = Outcome),
+        (status = 403, description = "The right password, but the account is not verified (`success` -2)",
+            body = Outcome),
+        (status = 500, description = "A server error (`success` -1)", body = Outcome),
+        JsonBodyRefusals,
+        RateLimited,
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -38,7 +70,34 @@ pub async fn login(
     Ok((response_headers, Json(body)).into_response())
 }
 
+/// The body of `POST /logout` and `POST /refresh`, for the API's description; the refresh cookie
+/// may stand in for it. A body that is not a JSON object is ignored.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RefreshTokenBody {
+    /// The refresh token; when absent or empty, the `refresh_token` cookie's.
+    #[schema(rename = "refreshToken")]
+    refresh_token: Option<String>,
+}
+
 /// `POST /logout` with the refresh cookie or `{refreshToken}`: 200 unless the body is refused.
+#[utoipa::path(
+    post,
+    path = "/logout",
+    summary = "Log out",
+    description = "Revokes the session the refresh token names, if any (its sockets get \
+        `auth-failure` and are disconnected), and clears both cookies.",
+    tag = "tokens",
+    request_body(content = Option<RefreshTokenBody>, content_type = "application/json"),
+    security((), ("refresh_cookie" = [])),
+    responses(
+        (status = 200, description = "Logged out, whether or not the token named a session; both \
+            cookies cleared (`success` 1)",
+            headers(("Set-Cookie" = String, description = "`access_token` and `refresh_token`, expired")),
+            body = Outcome),
+        JsonBodyRefusals,
+    )
+)]
 pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -59,6 +118,26 @@ pub async fn logout(
 }
 
 /// `POST /refresh` with the refresh cookie or `{refreshToken}`: rotates the refresh token.
+#[utoipa::path(
+    post,
+    path = "/refresh",
+    summary = "Refresh the tokens",
+    description = "A new access token and a new refresh token; the one presented is spent. \
+        Presenting a spent refresh token revokes the whole session and disconnects its sockets.",
+    tag = "tokens",
+    request_body(content = Option<RefreshTokenBody>, content_type = "application/json"),
+    security((), ("refresh_cookie" = [])),
+    responses(
+        (status = 200, description = "New tokens; both cookies set",
+            headers(("Set-Cookie" = String, description = "`access_token` and `refresh_token`")),
+            body = Refreshed),
+        (status = 401, description = "`Invalid refresh token`: none, unknown, expired or spent \
+            (`success` 0)", body = Outcome),
+        (status = 500, description = "A server error (`success` -1)", body = Outcome),
+        JsonBodyRefusals,
+        RateLimited,
+    )
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -90,8 +169,36 @@ pub async fn refresh(
     Ok((response_headers, Json(body)).into_response())
 }
 
+/// The body of `POST /update-access-token`, for the API's description: the handler reads it field
+/// by field.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UpdateAccessTokenBody {
+    /// An access token (the protocol's spelling, one `c`).
+    #[schema(rename = "acessToken")]
+    acess_token: String,
+}
+
 /// `POST /update-access-token {acessToken}` (the original's spelling): sets the access cookie for
 /// a token this server signed, that has not expired and whose session is still open.
+#[utoipa::path(
+    post,
+    path = "/update-access-token",
+    summary = "Set the access cookie",
+    description = "Sets the `access_token` cookie to the given access token, when this server \
+        signed it, it has not expired and its session is open.",
+    tag = "tokens",
+    request_body(content = UpdateAccessTokenBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The cookie is set (`success` 1)",
+            headers(("Set-Cookie" = String, description = "`access_token`")),
+            body = Outcome),
+        (status = 400, description = "A missing field, or a token that is not a valid access token \
+            of an open session (`success` -1)", body = Outcome),
+        (status = 500, description = "A server error (`success` -1)", body = Outcome),
+        JsonBodyRefusals,
+    )
+)]
 pub async fn update_access_token(
     State(state): State<AppState>,
     body: JsonObject,

@@ -3,11 +3,15 @@
 
 use events_schema::{UserId, UserName};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// `{success, message}`: every answer without tokens, refusals included.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Outcome<'a> {
+    /// What happened, for a person.
     pub message: &'a str,
+    /// 1 ok, 0 refused, -1 bad request or server error, -2 account not verified.
+    #[schema(minimum = -2, maximum = 1)]
     pub success: i32,
 }
 
@@ -22,28 +26,37 @@ impl<'a> Outcome<'a> {
 }
 
 /// A verification (`source=app` or JSON asked for) or a login: `userName` only for a login.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SignedIn<'a> {
+    /// The access token (HS256 JWT), also set as the `access_token` cookie.
     #[serde(rename = "accessToken")]
     pub access_token: &'a str,
     pub message: &'a str,
+    /// The refresh token (opaque), also set as the `refresh_token` cookie.
     #[serde(rename = "refreshToken")]
     pub refresh_token: &'a str,
+    /// 1.
     pub success: i32,
     #[serde(rename = "userId")]
+    #[schema(value_type = String)]
     pub user_id: &'a UserId,
+    /// The user's name; a login's answer only.
     #[serde(rename = "userName", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, nullable = false)]
     pub user_name: Option<&'a UserName>,
 }
 
 /// `POST /refresh`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Refreshed<'a> {
+    /// A new access token, also set as the `access_token` cookie.
     #[serde(rename = "accessToken")]
     pub access_token: &'a str,
     pub message: &'a str,
+    /// The new refresh token (the one presented is spent), also set as the `refresh_token` cookie.
     #[serde(rename = "refreshToken")]
     pub refresh_token: &'a str,
+    /// 1.
     pub success: i32,
 }
 

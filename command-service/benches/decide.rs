@@ -27,6 +27,7 @@ fn meta() -> EventMetadata {
         actor: None,
         correlation_id: Uuid::now_v7(),
         causation_id: None,
+        trace_parent: None,
     }
 }
 
@@ -85,6 +86,7 @@ fn send(chat: &ChatId, sender: &UserId) -> CommandEnvelope {
             reply_to: None,
             attachments: Vec::new(),
         },
+        trace_parent: None,
     }
 }
 
@@ -147,6 +149,7 @@ fn recorded(event: &DomainEvent, i: usize) -> RecordedEvent {
         correlation_id: Uuid::nil(),
         causation_id: None,
         payload: String::new(),
+        trace_parent: None,
     }
 }
 

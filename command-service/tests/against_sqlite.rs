@@ -25,6 +25,7 @@ fn envelope(actor: Option<&UserId>, command: Command) -> CommandEnvelope {
         correlation_id: Uuid::now_v7(),
         actor: actor.cloned(),
         command,
+        trace_parent: None,
     }
 }
 

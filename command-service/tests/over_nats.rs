@@ -52,6 +52,7 @@ fn envelope(actor: &UserId, command: Command) -> CommandEnvelope {
         correlation_id: Uuid::now_v7(),
         actor: Some(actor.clone()),
         command,
+        trace_parent: None,
     }
 }
 

@@ -21,6 +21,11 @@ pub struct CommandEnvelope {
     /// logged in).
     pub actor: Option<UserId>,
     pub command: Command,
+    /// The W3C trace context (`traceparent`) of the request, when it is traced. It travels in
+    /// the envelope rather than in a NATS header because one request may carry a batch of
+    /// commands, each of its own trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_parent: Option<String>,
 }
 
 /// Everything the command-service can be asked to decide.
@@ -233,6 +238,7 @@ mod tests {
                 client_id: None,
                 attachments: Vec::new(),
             },
+            trace_parent: None,
         };
         let json = serde_json::to_string(&cmd).unwrap();
         assert!(json.contains(r#""type":"sendSelfMessage""#));

@@ -17,6 +17,10 @@ pub struct EventMetadata {
     pub correlation_id: Uuid,
     /// The message that directly caused this event, when it is not the request itself.
     pub causation_id: Option<Uuid>,
+    /// The W3C trace context (`traceparent`) of the span that wrote the event, when its request
+    /// was traced: whoever handles the event later continues that trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_parent: Option<String>,
 }
 
 /// An event about to be appended. Its stream, version and position are given by the store.
@@ -47,6 +51,9 @@ pub struct RecordedEvent {
     pub actor: Option<String>,
     pub correlation_id: Uuid,
     pub causation_id: Option<Uuid>,
+    /// See [`EventMetadata::trace_parent`]; absent from the JSON when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_parent: Option<String>,
     /// The event's data as JSON text, exactly as appended.
     pub payload: String,
 }

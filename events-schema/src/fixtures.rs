@@ -26,6 +26,7 @@ pub fn as_new(event: &RecordedEvent) -> NewEvent {
             actor: event.actor.clone(),
             correlation_id: event.correlation_id,
             causation_id: event.causation_id,
+            trace_parent: event.trace_parent.clone(),
         },
         payload: event.payload.clone(),
     }

@@ -29,7 +29,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    infra::telemetry::init_logging(settings.telemetry.log_format);
+    // Held to the end of `main`: dropping it exports the last spans.
+    let _traces = match infra::telemetry::init_logging(settings.telemetry.log_format, "gateway") {
+        Ok(exporter) => exporter,
+        Err(e) => {
+            eprintln!("gateway: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     if let Err(e) = infra::telemetry::install(settings.telemetry.metrics) {
         eprintln!("gateway: metrics: {e:#}");
         return ExitCode::FAILURE;

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 
 use async_trait::async_trait;
 use events_schema::{Command, CommandEnvelope, CommandOutcome, Position, UserId};
@@ -88,13 +89,16 @@ impl AppState {
         command: Command,
     ) -> CommandOutcome {
         let name = command.name();
+        let span = tracing::info_span!("dispatch", command = name, %correlation_id);
         let outcome = self
             .commands
             .dispatch(CommandEnvelope {
                 correlation_id,
                 actor: actor.clone(),
                 command,
+                trace_parent: infra::telemetry::traces::trace_parent_of_exported(&span),
             })
+            .instrument(span)
             .await;
         match (&outcome, &actor) {
             (CommandOutcome::Accepted(accepted), Some(actor)) => {

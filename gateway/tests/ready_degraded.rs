@@ -30,6 +30,7 @@ async fn a_parked_event_leaves_the_all_in_one_server_ready_but_degraded() {
             actor: None,
             correlation_id: Uuid::now_v7(),
             causation_id: None,
+            trace_parent: None,
         },
         payload: r#"{"chatId":5}"#.into(),
     };

@@ -1,8 +1,8 @@
 //! Events onto NATS without loss: the relay follows the event store's own ordered log by global
 //! position and publishes every event to the JetStream stream `<PREFIX>_EVENTS`, subject
 //! `<prefix>.events.<stream>`, with the event id as the NATS message id (JetStream drops a
-//! duplicate within its window), and its position and the position of the event before it in
-//! headers. It starts from the position of the last event already on the JetStream stream, so a
+//! duplicate within its window), and its position, the position of the event before it and (when
+//! its request was traced) its W3C `traceparent` in headers. It starts from the position of the last event already on the JetStream stream, so a
 //! relay that died at any moment, or several relays running at once, leave every stored event on
 //! NATS exactly once, in log order.
 //!
@@ -235,11 +235,16 @@ async fn relay_once(
             Some(Some(event)) => {
                 let event = event.context("reading the event log")?;
                 let body = serde_json::to_vec(&event).context("encoding an event")?;
-                let publish = Publish::build()
+                let mut publish = Publish::build()
                     .payload(body.into())
                     .message_id(event.event_id.to_string())
                     .header(POSITION_HEADER, event.position.to_string())
                     .header(PREVIOUS_HEADER, previous.to_string());
+                if let Some(trace_parent) = &event.trace_parent {
+                    // For NATS-level tools; the services read it from the event itself.
+                    publish = publish
+                        .header(crate::telemetry::traces::TRACEPARENT, trace_parent.as_str());
+                }
                 previous = event.position;
                 let subject = subjects::event(prefix, &event.stream);
                 if let Some(seen) = jumped_past.take() {

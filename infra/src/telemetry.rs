@@ -13,6 +13,7 @@ use tracing_subscriber::EnvFilter;
 use crate::config::LogFormat;
 
 pub mod names;
+pub mod traces;
 
 /// Latency buckets (seconds) for every `*_seconds` histogram: 100 µs to 10 s.
 const LATENCY_BUCKETS: [f64; 16] = [
@@ -100,22 +101,54 @@ pub async fn serve_metrics(host: &str, port: u16) -> anyhow::Result<std::net::So
 }
 
 /// Logs to stderr (stdout stays free for what a command prints) in `format`; `RUST_LOG`
-/// overrides the default filter (`info`). Colours only on a terminal.
-pub fn init_logging(format: LogFormat) {
+/// overrides the default filter (`info`). Colours only on a terminal. Spans are also exported over
+/// OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set ([`traces`]), as `service`: the project's own
+/// spans among those `RUST_LOG` keeps. The returned guard sends the last of them when the process
+/// ends.
+pub fn init_logging(
+    format: LogFormat,
+    service: &'static str,
+) -> anyhow::Result<Option<traces::Exporter>> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder
+    let logs = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
             .with_target(false)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init(),
-        LogFormat::Json => builder
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
+            .boxed(),
     };
+    // One filter for both layers: `RUST_LOG` directives filtered per layer lose their targets.
+    let registry = tracing_subscriber::registry().with(filter).with(logs);
+    let Some(settings) = traces::OtlpSettings::from_env()? else {
+        // Already set in this process (tests start several servers): the first one stays.
+        let _ = registry.try_init();
+        return Ok(None);
+    };
+    let (exporter, layer) = traces::Exporter::start(&settings, service)?;
+    // Of what the filter keeps, the project's own spans: not every dependency's.
+    let spans = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing::level_filters::LevelFilter::OFF)
+        .with_targets(TRACED.iter().map(|t| (*t, tracing::Level::INFO)));
+    let _ = registry.with(layer.with_filter(spans)).try_init();
+    Ok(Some(exporter))
 }
+
+/// The crates whose spans are exported.
+const TRACED: [&str; 5] = [
+    "gateway",
+    "command_service",
+    "projection_service",
+    "infra",
+    "events_schema",
+];

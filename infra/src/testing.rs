@@ -139,6 +139,7 @@ pub fn test_event(payload: impl Into<String>) -> events_schema::NewEvent {
             actor: None,
             correlation_id: Uuid::now_v7(),
             causation_id: None,
+            trace_parent: None,
         },
         payload: payload.into(),
     }

@@ -75,6 +75,7 @@ fn event(payload: &str) -> NewEvent {
             actor: Some("u1".into()),
             correlation_id: Uuid::now_v7(),
             causation_id: None,
+            trace_parent: None,
         },
         payload: payload.into(),
     }
@@ -276,6 +277,8 @@ async fn an_event_round_trips_byte_for_byte(b: &dyn Backend) {
     let payload = "{ \"z\":1,\n\t\"a\" : \"é 漢字 \\u00e9 \\\"q\\\" 🎉\",  \"n\":1.50 }";
     let mut sent = event(payload);
     sent.metadata.causation_id = Some(Uuid::now_v7());
+    sent.metadata.trace_parent =
+        Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
     sent.schema_version = 3;
     let written = store
         .append("bytes", ExpectedVersion::NoStream, vec![sent.clone()])
@@ -295,6 +298,18 @@ async fn an_event_round_trips_byte_for_byte(b: &dyn Backend) {
         (read.correlation_id, read.causation_id),
         (sent.metadata.correlation_id, sent.metadata.causation_id)
     );
+    assert_eq!(read.trace_parent, sent.metadata.trace_parent);
+    assert_eq!(
+        store.read_stream("bytes", 0, 1).await.unwrap()[0].trace_parent,
+        read.trace_parent
+    );
+    // An untraced event reads back untraced.
+    let untraced = store
+        .append("bytes", ExpectedVersion::Exact(0), vec![event("{}")])
+        .await
+        .unwrap();
+    let read_untraced = store.read_all(untraced.position - 1, 1).await.unwrap();
+    assert_eq!(read_untraced[0].trace_parent, None);
     assert_eq!(
         (read.stream.as_str(), read.version, read.position),
         ("bytes", 0, written.position)

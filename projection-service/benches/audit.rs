@@ -24,6 +24,7 @@ fn event(kind: &str, actor: &str, n: usize) -> NewEvent {
             actor: Some(actor.into()),
             correlation_id: Uuid::now_v7(),
             causation_id: None,
+            trace_parent: None,
         },
         payload: format!("{{\"content\":\"message {n} of an ordinary length, more or less\"}}"),
     }

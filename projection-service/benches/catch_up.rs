@@ -31,7 +31,7 @@ const DEADLINE: Duration = Duration::from_secs(600);
 
 #[tokio::main]
 async fn main() {
-    infra::telemetry::init_logging(infra::config::LogFormat::Text);
+    let _ = infra::telemetry::init_logging(infra::config::LogFormat::Text, "projection-service");
     // `cargo test --all-targets` runs this too, without `--bench`: a small run, as a smoke test.
     let full = std::env::args().any(|a| a == "--bench");
     let events: usize = bench_arg("events")

@@ -32,7 +32,7 @@ fn status_kib(field: &str) -> u64 {
 
 #[tokio::main]
 async fn main() {
-    infra::telemetry::init_logging(infra::config::LogFormat::Text);
+    let _ = infra::telemetry::init_logging(infra::config::LogFormat::Text, "projection-service");
     let events: usize = bench_arg("events")
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);

@@ -98,7 +98,15 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    infra::telemetry::init_logging(settings.telemetry.log_format);
+    // Held to the end of `main`: dropping it exports the last spans.
+    let _traces =
+        match infra::telemetry::init_logging(settings.telemetry.log_format, "projection-service") {
+            Ok(exporter) => exporter,
+            Err(e) => {
+                eprintln!("projection-service: {e:#}");
+                return ExitCode::from(2);
+            }
+        };
     if let Err(e) = infra::telemetry::install(settings.telemetry.metrics) {
         eprintln!("projection-service: metrics: {e:#}");
         return ExitCode::FAILURE;

@@ -92,6 +92,7 @@ fn new_event(event_type: &str, schema_version: u32, payload: String) -> NewEvent
             actor: None,
             correlation_id: Uuid::now_v7(),
             causation_id: None,
+            trace_parent: None,
         },
         payload,
     }

@@ -71,6 +71,7 @@ impl Log {
             actor: None,
             correlation_id: Uuid::now_v7(),
             causation_id: None,
+            trace_parent: None,
         });
         let version = self.versions.entry(stream.to_owned()).or_insert(0);
         let recorded = RecordedEvent {
@@ -85,6 +86,7 @@ impl Log {
             correlation_id: new.metadata.correlation_id,
             causation_id: None,
             payload: new.payload,
+            trace_parent: None,
         };
         *version += 1;
         self.events.push(recorded.clone());
@@ -575,6 +577,7 @@ async fn run_follows_the_live_log(f: Fixture) {
         actor: None,
         correlation_id: Uuid::now_v7(),
         causation_id: None,
+        trace_parent: None,
     };
     let registered: DomainEvent = UserRegistered {
         user_id: ada.clone(),

@@ -64,6 +64,7 @@ async fn append(store: &Arc<dyn EventStore>, stream: &str, event: impl Into<Doma
         actor: None,
         correlation_id: Uuid::now_v7(),
         causation_id: None,
+        trace_parent: None,
     });
     store
         .append(stream, ExpectedVersion::Any, vec![new])
@@ -508,6 +509,7 @@ async fn many_messages(store: &Arc<dyn EventStore>, count: usize) {
                     actor: Some(user.to_string()),
                     correlation_id: Uuid::now_v7(),
                     causation_id: None,
+                    trace_parent: None,
                 })
             })
             .collect();

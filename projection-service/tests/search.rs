@@ -67,6 +67,7 @@ impl Setup {
             actor: None,
             correlation_id: Uuid::now_v7(),
             causation_id: None,
+            trace_parent: None,
         });
         self.store
             .append(stream, ExpectedVersion::Any, vec![new])

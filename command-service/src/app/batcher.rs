@@ -3,6 +3,7 @@
 //! (messages), many commands in one append.
 
 use std::ops::Range;
+use tracing::Instrument as _;
 
 use events_schema::{Accepted, DomainEvent, EventMetadata, NewEvent, Position, RefusalCode};
 use tokio::sync::oneshot;
@@ -116,7 +117,11 @@ async fn attempt<A: Aggregate>(
 ) -> Result<Vec<Result<Accepted, Refusal>>, Refusal> {
     let mut fresh = repository.sync(stream, loaded).await?;
     for _ in 0..MAX_ATTEMPTS {
-        let Some(draft) = Draft::decide(stream, loaded, jobs, fresh) else {
+        let decided = {
+            let _span = tracing::info_span!("decide", stream, commands = jobs.len()).entered();
+            Draft::decide(stream, loaded, jobs, fresh)
+        };
+        let Some(draft) = decided else {
             repository.catch_up(stream, loaded).await?;
             fresh = true;
             continue;
@@ -126,6 +131,11 @@ async fn attempt<A: Aggregate>(
         }
         let appended = repository
             .append(stream, loaded, &draft.events, &draft.new_events)
+            .instrument(tracing::info_span!(
+                "append",
+                stream,
+                events = draft.new_events.len()
+            ))
             .await?;
         match appended {
             Appended::Stored(position) => return Ok(draft.answers(Some(position))),
@@ -300,6 +310,7 @@ mod tests {
             actor: Some("u1".into()),
             correlation_id: uuid::Uuid::nil(),
             causation_id: None,
+            trace_parent: None,
         }
     }
 

@@ -50,6 +50,7 @@ impl CommandService {
     pub async fn handle(&self, command: CommandEnvelope) -> CommandOutcome {
         let name = command.command.name();
         let span = tracing::info_span!("command", name, correlation_id = %command.correlation_id);
+        infra::telemetry::traces::continue_trace(&span, command.trace_parent.as_deref());
         async move {
             let decided = self.decide_and_append(&command).await;
             let outcome = match &decided {

@@ -204,5 +204,6 @@ pub(crate) fn recorded_as(
         correlation_id: new.metadata.correlation_id,
         causation_id: new.metadata.causation_id,
         payload: new.payload.clone(),
+        trace_parent: new.metadata.trace_parent.clone(),
     }
 }

@@ -61,6 +61,8 @@ pub(crate) fn metadata(envelope: &CommandEnvelope) -> EventMetadata {
         actor: envelope.actor.as_ref().map(|a| a.as_str().to_owned()),
         correlation_id: envelope.correlation_id,
         causation_id: None,
+        // The span deciding it, when traced: the events' handlers continue from there.
+        trace_parent: infra::telemetry::traces::current_trace_parent(),
     }
 }
 

@@ -29,6 +29,7 @@ pub fn recorded(event: &DomainEvent, index: usize) -> RecordedEvent {
         correlation_id: uuid::Uuid::nil(),
         causation_id: None,
         payload: event.payload(),
+        trace_parent: None,
     }
 }
 

@@ -19,7 +19,9 @@ mod receipts;
 use std::sync::Arc;
 
 use events_schema::{DomainEvent, RecordedEvent, UserId};
+use infra::telemetry::traces;
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use crate::state::AppState;
 use audience::{Delivery, Out};
@@ -35,7 +37,13 @@ pub async fn run(state: AppState, mut applied: mpsc::Receiver<Vec<Arc<RecordedEv
     while let Some(batch) = applied.recv().await {
         for event in &batch {
             let mut delivery = Delivery::new(event.position, Out::Sockets);
-            if let Err(e) = deliver(&state, &mut chats, &receipts, &mut delivery, event).await {
+            let traced = traces::event_spans(traces::Stage::Deliver, [event.as_ref()]);
+            let work = deliver(&state, &mut chats, &receipts, &mut delivery, event);
+            let delivered = match traced.into_iter().next() {
+                Some(span) => work.instrument(span).await,
+                None => work.await,
+            };
+            if let Err(e) = delivered {
                 tracing::warn!(position = event.position, error = %e, "event not delivered");
             }
         }

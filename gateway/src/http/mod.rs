@@ -82,7 +82,14 @@ async fn measured(request: Request<axum::body::Body>, next: axum::middleware::Ne
         .map(|path| path.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let started = std::time::Instant::now();
-    let response = next.run(request).await;
+    let span = tracing::info_span!(
+        "http request",
+        method = %request.method(),
+        route = route.as_str(),
+        status = tracing::field::Empty
+    );
+    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    span.record("status", response.status().as_u16());
     let status = response.status().as_u16().to_string();
     metrics::histogram!(names::HTTP_REQUEST_SECONDS, "route" => route.clone())
         .record(started.elapsed().as_secs_f64());

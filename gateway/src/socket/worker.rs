@@ -216,7 +216,9 @@ impl Worker {
             socket: socket.clone(),
         };
         let socket = socket.clone();
-        let job: Job = Box::pin(async move {
+        // From the moment it is queued: the wait for the socket's earlier requests counts.
+        let span = tracing::info_span!("socket request", event, outcome = tracing::field::Empty);
+        let job = async move {
             // Given back once answered (or if the job is dropped with its socket).
             let _taken = taken;
             let result = tokio::time::timeout(REQUEST_TIMEOUT, handler(ctx, payload))
@@ -225,6 +227,8 @@ impl Worker {
                     tracing::warn!(event, "request timed out");
                     Err(Failure::internal())
                 });
+            let outcome = result.as_ref().map_or_else(|f| f.code, |_| "ok");
+            tracing::Span::current().record("outcome", outcome);
             match result {
                 Ok(answer) => {
                     answered(event, "ok", arrived);
@@ -238,7 +242,8 @@ impl Worker {
                     reply.fail(event, &failure)
                 }
             }
-        });
+        };
+        let job: Job = Box::pin(tracing::Instrument::instrument(job, span));
         if self.queue.push(job, bytes) {
             tokio::spawn(self.clone().work());
         }

@@ -17,6 +17,7 @@ fn new_event(event: impl Into<DomainEvent>) -> events_schema::NewEvent {
         actor: None,
         correlation_id: Uuid::now_v7(),
         causation_id: None,
+        trace_parent: None,
     })
 }
 

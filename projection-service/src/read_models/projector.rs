@@ -1,5 +1,6 @@
 //! Applying events to the read models.
 
+use infra::telemetry::traces;
 use std::borrow::Cow;
 
 use events_schema::events::{
@@ -65,6 +66,7 @@ impl Projector {
     /// (the batch is then applied one event a transaction). Any other failure is returned, with
     /// nothing of the batch applied after the last commit, for the caller to retry.
     pub async fn apply(&self, events: &[RecordedEvent]) -> anyhow::Result<Position> {
+        let _traced = traces::event_spans(traces::Stage::Project, events);
         let applied = match self.apply_batch(events).await {
             Err(e) if dead_letters::refused(self.db.kind, &e) => {
                 tracing::warn!(error = %e, "projector: the read models refused an event of a batch; applying it one event at a time");

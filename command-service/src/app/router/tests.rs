@@ -18,6 +18,7 @@ fn by(actor: Option<&str>, command: Command) -> CommandEnvelope {
         correlation_id: uuid::Uuid::now_v7(),
         actor: actor.map(u),
         command,
+        trace_parent: None,
     }
 }
 
@@ -295,6 +296,7 @@ fn events_carry_the_actor_and_the_request() {
             actor: Some("a".into()),
             correlation_id: envelope.correlation_id,
             causation_id: None,
+            trace_parent: None,
         }
     );
 }

@@ -30,15 +30,15 @@ where
 
 /// What reads select, in the shape [`decode`] takes.
 pub(super) const COLUMNS: &str = "position, event_id, stream, version, event_type, \
-     CAST(schema_version AS BIGINT) AS schema_version, occurred_at, actor, correlation_id, causation_id, payload";
+     CAST(schema_version AS BIGINT) AS schema_version, occurred_at, actor, correlation_id, causation_id, payload, trace_parent";
 
 /// The start of an INSERT of whole rows; the values follow, [`ROW_VALUES`] per row, bound by
 /// [`bind_row`].
 pub(super) const INSERT: &str = "INSERT INTO events (position, event_id, stream, version, \
-     event_type, schema_version, occurred_at, actor, correlation_id, causation_id, payload) VALUES ";
+     event_type, schema_version, occurred_at, actor, correlation_id, causation_id, payload, trace_parent) VALUES ";
 
 /// Values per row of [`INSERT`].
-pub(super) const ROW_VALUES: usize = 11;
+pub(super) const ROW_VALUES: usize = 12;
 
 /// One event about to be written: which event of which append, at which version and position.
 pub(super) struct NewRow<'a> {
@@ -66,6 +66,7 @@ pub(super) fn bind_row<'q>(
         .bind(event.metadata.correlation_id.to_string())
         .bind(event.metadata.causation_id.map(|id| id.to_string()))
         .bind(&event.payload)
+        .bind(event.metadata.trace_parent.clone())
 }
 
 /// The event as a read of its row will return it.
@@ -85,6 +86,7 @@ pub(super) fn recorded(row: &NewRow<'_>) -> RecordedEvent {
         correlation_id: event.metadata.correlation_id,
         causation_id: event.metadata.causation_id,
         payload: event.payload.clone(),
+        trace_parent: event.metadata.trace_parent.clone(),
     }
 }
 
@@ -109,5 +111,6 @@ pub(super) fn decode(row: &AnyRow) -> Result<RecordedEvent, StoreError> {
         correlation_id: uuid(row.try_get("correlation_id")?)?,
         causation_id: causation.map(uuid).transpose()?,
         payload: row.try_get("payload")?,
+        trace_parent: row.try_get("trace_parent")?,
     })
 }

@@ -32,9 +32,11 @@ fn event(kind: &str, actor: &str, n: usize) -> NewEvent {
 
 #[tokio::main]
 async fn main() {
+    // `cargo test --all-targets` runs this too, without `--bench`: a small run, as a smoke test.
+    let full = std::env::args().any(|a| a == "--bench");
     let events: usize = bench_arg("events")
         .and_then(|n| n.parse().ok())
-        .unwrap_or(1_000_000);
+        .unwrap_or(if full { 1_000_000 } else { 5_000 });
     let backend = bench_arg("backend").unwrap_or_else(|| "sqlite".into());
     let dir = tempfile::tempdir().expect("temp dir");
     let pg = if backend == "postgres" {

@@ -126,12 +126,6 @@ pub fn trace_parent_of_exported(span: &tracing::Span) -> Option<String> {
     trace_parent_of(span)
 }
 
-/// Whether spans are being exported: work done only for a trace (a span per event) is skipped
-/// when they are not.
-pub fn exporting() -> bool {
-    EXPORTING.load(Ordering::Relaxed)
-}
-
 /// `span`'s trace context as a `traceparent` value, when it has one.
 pub fn trace_parent_of(span: &tracing::Span) -> Option<String> {
     let context = span.context();
@@ -199,28 +193,27 @@ pub fn event_spans<'a>(
         .collect()
 }
 
-/// Whether `value` is a well-formed W3C `traceparent` (version 00): what a process accepts from
-/// another before storing it with an event.
-pub fn is_trace_parent(value: &str) -> bool {
-    let parts: Vec<&str> = value.split('-').collect();
-    let hex = |s: &str, len: usize| {
-        s.len() == len
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    parts.len() == 4
-        && parts[0] == "00"
-        && hex(parts[1], 32)
-        && parts[1].bytes().any(|b| b != b'0')
-        && hex(parts[2], 16)
-        && parts[2].bytes().any(|b| b != b'0')
-        && hex(parts[3], 2)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use tracing_subscriber::layer::SubscriberExt;
+
+    /// Whether `value` is a well-formed W3C `traceparent` (version 00).
+    fn is_trace_parent(value: &str) -> bool {
+        let parts: Vec<&str> = value.split('-').collect();
+        let hex = |s: &str, len: usize| {
+            s.len() == len
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        parts.len() == 4
+            && parts[0] == "00"
+            && hex(parts[1], 32)
+            && parts[1].bytes().any(|b| b != b'0')
+            && hex(parts[2], 16)
+            && parts[2].bytes().any(|b| b != b'0')
+            && hex(parts[3], 2)
+    }
 
     #[test]
     fn a_trace_context_carried_as_traceparent_continues_the_same_trace() {

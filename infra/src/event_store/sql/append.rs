@@ -1,4 +1,5 @@
-//! Appends go through one writer task per store that commits in groups: it takes every append
+//! Appends go through one writer per store that commits in groups (this task on PostgreSQL; on
+//! SQLite the thread of [`super::sqlite_writer`], with the same [`BatchPlan`]): it takes every append
 //! waiting (up to [`MAX_BATCH`]), checks each against its expected version in order (versions the
 //! writer itself wrote are remembered while no other process appends), writes all accepted events
 //! with multi-row INSERTs and commits them in one transaction: one fsync and a handful of
@@ -75,7 +76,8 @@ pub(super) async fn write_loop(
         loop {
             let started = Instant::now();
             let written = write_once(&mut conn, kind, &batch, &mut known).await;
-            measure_write(started, batch.len(), &written);
+            let appended = written.as_ref().ok().map(|(_, _, events)| events.len());
+            measure_write(started.elapsed(), batch.len(), appended);
             let e = match written {
                 Ok((results, last, events)) => {
                     if let Some(last) = last {
@@ -120,22 +122,20 @@ pub(super) async fn write_loop(
     }
 }
 
-/// Counts one write of `appends` appends: its time and size, and the events it stored or its
-/// failure.
-fn measure_write(started: Instant, appends: usize, written: &Result<BatchOutcome, sqlx::Error>) {
+/// Counts one write of `appends` appends: the time it `took`, its size, and the events it stored (`None`: it
+/// failed).
+pub(super) fn measure_write(took: Duration, appends: usize, appended: Option<usize>) {
     use crate::telemetry::names;
-    metrics::histogram!(names::APPEND_SECONDS).record(started.elapsed().as_secs_f64());
+    metrics::histogram!(names::APPEND_SECONDS).record(took.as_secs_f64());
     metrics::histogram!(names::APPEND_BATCH_SIZE).record(appends as f64);
-    match written {
-        Ok((_, _, events)) => {
-            metrics::counter!(names::EVENTS_APPENDED).increment(events.len() as u64)
-        }
-        Err(_) => metrics::counter!(names::EVENT_STORE_ERRORS).increment(1),
+    match appended {
+        Some(events) => metrics::counter!(names::EVENTS_APPENDED).increment(events as u64),
+        None => metrics::counter!(names::EVENT_STORE_ERRORS).increment(1),
     }
 }
 
 /// Answers every append of `batch` with the write's failure.
-fn fail(batch: &mut Vec<AppendRequest>, e: &sqlx::Error) {
+pub(super) fn fail(batch: &mut Vec<AppendRequest>, e: &dyn std::fmt::Display) {
     tracing::error!(error = %e, appends = batch.len(), "event store write failed");
     for request in batch.drain(..) {
         let _ = request.reply.send(Err(StoreError::Backend(e.to_string())));
@@ -144,7 +144,7 @@ fn fail(batch: &mut Vec<AppendRequest>, e: &sqlx::Error) {
 
 /// How the accepted appends of a batch reach the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Isolation {
+pub(super) enum Isolation {
     /// Every accepted event in multi-row INSERTs once all appends are checked: the fewest
     /// statements. An insert that fails (a reused event id) undoes the whole batch.
     Together,
@@ -153,7 +153,7 @@ enum Isolation {
 }
 
 /// What one pass over a batch did.
-enum Written {
+pub(super) enum Written {
     Committed(BatchOutcome),
     /// An insert failed and nothing was written: the batch must be written
     /// [`Isolation::EachAppend`].
@@ -184,15 +184,15 @@ async fn write_once(
 /// Stream versions the writer knows, valid while the log's head is where the writer left it (no
 /// other process appended since); checked at the start of every batch.
 #[derive(Default)]
-struct KnownVersions {
-    head: Option<i64>,
+pub(super) struct KnownVersions {
+    pub(super) head: Option<i64>,
     versions: HashMap<String, Option<i64>>,
 }
 
 impl KnownVersions {
     const CAPACITY: usize = 100_000;
 
-    fn forget(&mut self) {
+    pub(super) fn forget(&mut self) {
         self.head = None;
         self.versions.clear();
     }
@@ -251,84 +251,33 @@ fn write_batch<'a>(
 
 /// Checks every append of the batch in order against its stream's version (known, or read once
 /// per stream), writes the accepted ones as `isolation` says, and commits.
-async fn write_batch_inner<'a>(
+async fn write_batch_inner(
     conn: &mut AnyConnection,
     kind: DbKind,
-    batch: &'a [AppendRequest],
+    batch: &[AppendRequest],
     known: &mut KnownVersions,
     isolation: Isolation,
 ) -> Result<Written, sqlx::Error> {
     let (mut tx, max) = begin_batch(conn, kind).await?;
-    if known.head != Some(max) || known.versions.len() > KnownVersions::CAPACITY {
-        known.versions.clear();
-    }
-    let mut next = max + 1;
-    let mut versions: HashMap<String, Option<i64>> = HashMap::new();
-    let mut event_ids = HashSet::new();
-    let mut rows: Vec<NewRow<'a>> = Vec::new();
-    let mut results = Vec::with_capacity(batch.len());
-    let mut last = None;
+    let mut plan = BatchPlan::new(max, isolation, known);
     for request in batch {
-        if request.events.is_empty() {
-            results.push(Err(StoreError::EmptyAppend));
-            continue;
-        }
-        let current = match versions
-            .get(&request.stream)
-            .or_else(|| known.versions.get(&request.stream))
-        {
-            Some(v) => *v,
+        let current = match plan.version_in_hand(known, &request.stream) {
+            Some(v) => v,
             None => stream_version(&mut tx, &request.stream).await?,
         };
-        let refused = if !expected_matches(request.expected, current) {
-            Some(wrong_version(request, current))
-        } else if isolation == Isolation::Together
-            && !request.events.iter().all(|e| event_ids.insert(e.event_id))
-        {
-            Some(StoreError::Backend(format!(
-                "append to {} refused: an event id is repeated",
-                request.stream
-            )))
-        } else {
-            None
-        };
-        if let Some(refusal) = refused {
-            versions.insert(request.stream.clone(), current);
-            results.push(Err(refusal));
+        let Some(start) = plan.admit(request, current) else {
             continue;
-        }
-        let first_version = current.map_or(0, |v| v + 1);
-        let written_before = rows.len();
-        rows.extend(request.events.iter().enumerate().map(|(i, event)| NewRow {
-            stream: &request.stream,
-            event,
-            version: first_version + i as i64,
-            position: next + i as i64,
-        }));
+        };
         if isolation == Isolation::EachAppend {
-            if let Err(refusal) = insert_alone(&mut tx, &rows[written_before..]).await? {
-                rows.truncate(written_before);
-                versions.insert(request.stream.clone(), current);
-                results.push(Err(StoreError::Backend(format!(
-                    "append to {} refused: {refusal}",
-                    request.stream
-                ))));
+            if let Err(refusal) = insert_alone(&mut tx, &plan.rows[start..]).await? {
+                plan.refuse(request, current, start, refusal);
                 continue;
             }
         }
-        let n = request.events.len() as i64;
-        let version = first_version + n - 1;
-        let position = next + n - 1;
-        next += n;
-        versions.insert(request.stream.clone(), Some(version));
-        last = Some(position as Position);
-        results.push(Ok(AppendResult {
-            version: version as u64,
-            position: position as Position,
-        }));
+        plan.accept(request, current);
     }
     if isolation == Isolation::Together {
-        match insert(&mut tx, &rows).await {
+        match insert(&mut tx, &plan.rows).await {
             Ok(()) => {}
             Err(e) if is_unique_violation(&e) => {
                 tx.rollback().await?;
@@ -338,10 +287,133 @@ async fn write_batch_inner<'a>(
         }
     }
     tx.commit().await?;
-    known.head = Some(last.map_or(max, |p| p as i64));
-    known.versions.extend(versions);
-    let written = rows.iter().map(recorded).collect();
-    Ok(Written::Committed((results, last, written)))
+    Ok(Written::Committed(plan.finish(known)))
+}
+
+/// The decisions of one pass over a batch, the same for every backend's writer: which appends
+/// match their expected version, the versions and positions of their events, and each answer.
+/// The writer reads what the plan does not have in hand and writes its rows.
+pub(super) struct BatchPlan<'a> {
+    isolation: Isolation,
+    /// The log's head when the pass began.
+    max: i64,
+    /// The position of the next event.
+    next: i64,
+    /// Stream versions read or written in this pass.
+    versions: HashMap<String, Option<i64>>,
+    /// Event ids of the accepted appends (checked when they go in together).
+    event_ids: HashSet<uuid::Uuid>,
+    /// The accepted events, in position order.
+    pub rows: Vec<NewRow<'a>>,
+    results: Vec<Result<AppendResult, StoreError>>,
+    last: Option<Position>,
+}
+
+impl<'a> BatchPlan<'a> {
+    /// A pass over a batch in a transaction that found the log's head at `max`; `known` is dropped
+    /// when another process moved the head since the writer's last commit.
+    pub fn new(max: i64, isolation: Isolation, known: &mut KnownVersions) -> Self {
+        if known.head != Some(max) || known.versions.len() > KnownVersions::CAPACITY {
+            known.versions.clear();
+        }
+        Self {
+            isolation,
+            max,
+            next: max + 1,
+            versions: HashMap::new(),
+            event_ids: HashSet::new(),
+            rows: Vec::new(),
+            results: Vec::new(),
+            last: None,
+        }
+    }
+
+    /// The stream's version when this pass or the writer already knows it; `None` when the writer
+    /// must read it.
+    pub fn version_in_hand(&self, known: &KnownVersions, stream: &str) -> Option<Option<i64>> {
+        self.versions
+            .get(stream)
+            .or_else(|| known.versions.get(stream))
+            .copied()
+    }
+
+    /// Checks `request` against its stream's `current` version. Refused, its answer is recorded and
+    /// `None` returned; accepted, its rows are added and the index of its first row returned.
+    pub fn admit(&mut self, request: &'a AppendRequest, current: Option<i64>) -> Option<usize> {
+        let refused = if request.events.is_empty() {
+            Some(StoreError::EmptyAppend)
+        } else if !expected_matches(request.expected, current) {
+            Some(wrong_version(request, current))
+        } else if self.isolation == Isolation::Together
+            && !request
+                .events
+                .iter()
+                .all(|e| self.event_ids.insert(e.event_id))
+        {
+            Some(StoreError::Backend(format!(
+                "append to {} refused: an event id is repeated",
+                request.stream
+            )))
+        } else {
+            None
+        };
+        if let Some(refusal) = refused {
+            if !request.events.is_empty() {
+                self.versions.insert(request.stream.clone(), current);
+            }
+            self.results.push(Err(refusal));
+            return None;
+        }
+        let first_version = current.map_or(0, |v| v + 1);
+        let start = self.rows.len();
+        let next = self.next;
+        self.rows
+            .extend(request.events.iter().enumerate().map(|(i, event)| NewRow {
+                stream: &request.stream,
+                event,
+                version: first_version + i as i64,
+                position: next + i as i64,
+            }));
+        Some(start)
+    }
+
+    /// Takes back the rows of an admitted append that the database refused (an isolated insert).
+    pub fn refuse(
+        &mut self,
+        request: &AppendRequest,
+        current: Option<i64>,
+        start: usize,
+        reason: impl std::fmt::Display,
+    ) {
+        self.rows.truncate(start);
+        self.versions.insert(request.stream.clone(), current);
+        self.results.push(Err(StoreError::Backend(format!(
+            "append to {} refused: {reason}",
+            request.stream
+        ))));
+    }
+
+    /// Records an admitted append as written.
+    pub fn accept(&mut self, request: &AppendRequest, current: Option<i64>) {
+        let n = request.events.len() as i64;
+        let version = current.map_or(0, |v| v + 1) + n - 1;
+        let position = self.next + n - 1;
+        self.next += n;
+        self.versions.insert(request.stream.clone(), Some(version));
+        self.last = Some(position as Position);
+        self.results.push(Ok(AppendResult {
+            version: version as u64,
+            position: position as Position,
+        }));
+    }
+
+    /// After the commit: the writer remembers the versions, and the pass's outcome.
+    pub fn finish(self, known: &mut KnownVersions) -> BatchOutcome {
+        known.head = Some(self.last.map_or(self.max, |p| p as i64));
+        known.versions.extend(self.versions);
+        let written = self.rows.iter().map(recorded).collect();
+        (self.results, self.last, written)
+    }
 }
 
 /// Inserts `rows` in multi-row INSERTs of [`INSERT_CHUNK`] rows.
@@ -410,7 +482,6 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::testing::test_event;
 
     /// An append of `events` to `stream`, expecting any version, whose answer nobody awaits.
     pub(in crate::event_store::sql) fn request(
@@ -424,40 +495,6 @@ pub(super) mod tests {
             events: events.iter().map(|e| (*e).clone()).collect(),
             reply: oneshot::channel().0,
         }
-    }
-
-    /// A batch where one append reuses a stored event id: the others are written and answered,
-    /// at consecutive positions, and the events handed to followers are exactly what a read of
-    /// the log returns.
-    #[tokio::test]
-    async fn a_reused_event_id_refuses_its_append_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("events.db").display());
-        let store = crate::event_store::open_event_store(&url).await.unwrap();
-        let old = crate::testing::test_event("old");
-        store
-            .append("x", ExpectedVersion::NoStream, vec![old.clone()])
-            .await
-            .unwrap();
-        let (a1, a2, c) = (test_event("a1"), test_event("a2"), test_event("c"));
-        let batch = [
-            request("a", &[&a1, &a2]),
-            request("b", &[&old]),
-            request("c", &[&c]),
-        ];
-        let mut conn = AnyConnection::connect(&url).await.unwrap();
-        let mut known = KnownVersions::default();
-        let (results, last, written) = write_once(&mut conn, DbKind::Sqlite, &batch, &mut known)
-            .await
-            .unwrap();
-        let answers: Vec<_> = results
-            .iter()
-            .map(|r| r.as_ref().map(|a| (a.version, a.position)).ok())
-            .collect();
-        assert_eq!(answers, [Some((1, 3)), None, Some((0, 4))]);
-        assert_eq!(last, Some(4));
-        assert_eq!(written, store.read_all(1, 10).await.unwrap());
-        assert_eq!(known.head, Some(4), "what was written is remembered");
     }
 
     #[test]

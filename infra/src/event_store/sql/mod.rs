@@ -2,7 +2,9 @@
 //! driver (`$n` placeholders work on both). Only connection settings, the append lock and
 //! migrations differ per backend ([`DbKind`]).
 //!
-//! - [`append`]: one writer task per store commits appends in groups.
+//! - [`append`]: one writer per store commits appends in groups; [`append::BatchPlan`] decides
+//!   what a group writes. On PostgreSQL the writer is a task on an `Any` connection;
+//! - [`sqlite_writer`]: on SQLite, a thread of its own on a plain rusqlite connection.
 //! - [`settle`]: a group whose connection went away mid-write (a database restart) is settled on a
 //!   new connection: the appends found stored are answered, the others written again, for at most
 //!   [`SETTLE_WITHIN`] after the oldest was made (docs/design.md).
@@ -13,8 +15,10 @@ mod append;
 mod read;
 mod schema;
 mod settle;
+mod sqlite_writer;
 
 use std::collections::VecDeque;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,21 +66,29 @@ impl SqlEventStore {
             .after_connect(move |conn, _| Box::pin(async move { prepare(conn, kind).await }))
             .connect(url)
             .await?;
-        let options: AnyConnectOptions = url.parse()?;
-        let writer_conn = connect_writer(&options, kind).await?;
         let start = read::head_of(&pool).await?;
         let (head_tx, head) = watch::channel(Committed {
             head: start,
             events: Arc::from([]),
         });
         let (writer, requests) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(append::write_loop(
-            writer_conn,
-            options,
-            kind,
-            requests,
-            head_tx,
-        ));
+        match kind {
+            DbKind::Sqlite => {
+                let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+                sqlite_writer::spawn(options.get_filename(), requests, head_tx)?;
+            }
+            DbKind::Postgres => {
+                let options: AnyConnectOptions = url.parse()?;
+                let writer_conn = connect_writer(&options, kind).await?;
+                tokio::spawn(append::write_loop(
+                    writer_conn,
+                    options,
+                    kind,
+                    requests,
+                    head_tx,
+                ));
+            }
+        }
         Ok(Self {
             pool,
             kind,

@@ -11,6 +11,7 @@
 //! - [`read`]: stream and log reads, audit pages, and the followers of `subscribe_all`.
 //! - [`schema`]: the `events` table's migrations and columns, one row in and out.
 
+mod announce;
 mod append;
 mod read;
 mod schema;
@@ -48,6 +49,8 @@ pub struct SqlEventStore {
     kind: DbKind,
     writer: mpsc::Sender<AppendRequest>,
     head: watch::Receiver<Committed>,
+    /// PostgreSQL: the highest position the database announced (any process's appends).
+    announced: Option<watch::Receiver<Position>>,
 }
 
 /// What the writer committed last: the log's head as this process knows it, and the events of
@@ -72,10 +75,11 @@ impl SqlEventStore {
             events: Arc::from([]),
         });
         let (writer, requests) = mpsc::channel(4 * MAX_BATCH);
-        match kind {
+        let announced = match kind {
             DbKind::Sqlite => {
                 let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
                 sqlite_writer::spawn(options.get_filename(), requests, head_tx)?;
+                None
             }
             DbKind::Postgres => {
                 let options: AnyConnectOptions = url.parse()?;
@@ -87,13 +91,15 @@ impl SqlEventStore {
                     requests,
                     head_tx,
                 ));
+                Some(announce::listen(url.to_owned()))
             }
-        }
+        };
         Ok(Self {
             pool,
             kind,
             writer,
             head,
+            announced,
         })
     }
 }
@@ -187,12 +193,7 @@ impl EventStore for SqlEventStore {
             read: true,
             ended: false,
             poll: read::POLL,
-            // PostgreSQL is written by several processes (command-service instances), whose
-            // appends only a look finds.
-            poll_max: match self.kind {
-                DbKind::Sqlite => read::POLL_IDLE_SQLITE,
-                DbKind::Postgres => read::POLL,
-            },
+            announced: self.announced.clone(),
         };
         futures::stream::unfold(follower, read::Follower::next).boxed()
     }

@@ -3,8 +3,9 @@
 //!
 //! Followers take the events this process just committed from the writer, not from the database,
 //! whenever they continue right where the follower is; they read the database only to catch up,
-//! after a gap (another process appended in between, or they fell behind), and on the poll for
-//! other processes' appends.
+//! after a gap (another process appended in between, or they fell behind), when PostgreSQL
+//! announces another process's appends ([`super::announce`]), and on a slow look for appends
+//! nothing announced.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -18,12 +19,13 @@ use super::{Committed, SETTLE_WITHIN};
 use crate::db::read_again_if_lost;
 use crate::event_store::{AuditQuery, AuditSubject, StoreError};
 
-/// How often a follower looks for events written by other processes.
+/// How soon after its last event a follower first looks for events written by other processes.
 pub(super) const POLL: Duration = Duration::from_millis(200);
-/// The longest a SQLite follower waits between looks while nothing happens. A SQLite log has one
-/// writing process (the all-in-one server), whose commits wake its followers at once; the look is
-/// only for another process on the same file, so an idle server need not wake five times a second.
-pub(super) const POLL_IDLE_SQLITE: Duration = Duration::from_secs(5);
+/// The longest a follower waits between looks while nothing happens. This process's commits wake
+/// its followers at once, and PostgreSQL announces other processes' appends; the look is for
+/// another process on the same SQLite file and for an announcement lost with its connection, so an
+/// idle server need not wake five times a second.
+const POLL_IDLE: Duration = Duration::from_secs(5);
 /// Events read per page while catching up.
 const PAGE: usize = 512;
 
@@ -135,9 +137,20 @@ pub(super) struct Follower {
     pub read: bool,
     pub ended: bool,
     /// How long to wait for a commit before looking; doubles while nothing happens, up to
-    /// `poll_max`, and drops back to [`POLL`] when an event arrives.
+    /// [`POLL_IDLE`], and drops back to [`POLL`] when an event arrives.
     pub poll: Duration,
-    pub poll_max: Duration,
+    /// PostgreSQL: the highest position the database announced.
+    pub announced: Option<watch::Receiver<Position>>,
+}
+
+/// What ended a follower's wait.
+enum Woken {
+    /// This process committed (`Err`: its writer is gone).
+    Committed(Result<(), watch::error::RecvError>),
+    /// The database announced appends (`Err`: the listener is gone).
+    Announced(Result<(), watch::error::RecvError>),
+    /// Nothing came in time.
+    Timeout,
 }
 
 impl Follower {
@@ -165,19 +178,42 @@ impl Follower {
                 }
                 continue;
             }
-            // Woken by this process's commits, or by the poll for other processes' appends.
-            match tokio::time::timeout(self.poll, self.head.changed()).await {
-                Ok(Ok(())) => self.take_committed(),
-                Err(_) => {
-                    self.read = true;
-                    self.poll = (self.poll * 2).min(self.poll_max);
-                }
-                Ok(Err(_)) => {
+            match self.wait().await {
+                Woken::Committed(Ok(())) => self.take_committed(),
+                Woken::Committed(Err(_)) => {
                     // The writer is gone; keep polling at the same pace rather than spinning.
                     tokio::time::sleep(self.poll).await;
                     self.read = true;
                 }
+                Woken::Announced(Ok(())) => {
+                    let announced = self.announced.as_mut().map(|a| *a.borrow_and_update());
+                    // This process's own appends are announced too, usually after the follower
+                    // took them from the writer.
+                    if announced.is_some_and(|position| position > self.after) {
+                        self.read = true;
+                    }
+                }
+                Woken::Announced(Err(_)) => self.announced = None,
+                Woken::Timeout => {
+                    self.read = true;
+                    self.poll = (self.poll * 2).min(POLL_IDLE);
+                }
             }
+        }
+    }
+
+    /// Waits for this process's next commit, an announcement, or the time to look.
+    async fn wait(&mut self) -> Woken {
+        let announced = async {
+            match self.announced.as_mut() {
+                Some(announced) => announced.changed().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            committed = self.head.changed() => Woken::Committed(committed),
+            announced = announced => Woken::Announced(announced),
+            () = tokio::time::sleep(self.poll) => Woken::Timeout,
         }
     }
 

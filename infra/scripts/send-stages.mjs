@@ -8,7 +8,9 @@
 // encoding; a futex woken from the event store's channel is a wake-up). SQLite runs on sqlx's
 // worker threads, one per connection, where the stack no longer says who asked: each such thread is
 // told apart by what it does: the event store's writer is the one whose commits fsync (WAL,
-// synchronous=FULL), the others are the read models' connections (projection and queries).
+// synchronous=FULL), the others are the read models' connections (projection and queries). Since
+// the SQLite event store's writer has a thread of its own (`event-writer`), every sqlx worker is a
+// read models' connection.
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -63,7 +65,9 @@ if (samples.length === 0) {
   process.exit(1);
 }
 
-// SQLite worker threads: the one with the most fsync samples is the event store's writer.
+// SQLite worker threads: without a writer thread of its own, the one with the most fsync samples
+// is the event store's writer.
+const ownWriter = samples.some((s) => s.comm.startsWith('event-writer'));
 const sqliteThreads = new Map();
 for (const s of samples) {
   if (!s.comm.startsWith('sqlx-sqlite')) continue;
@@ -72,7 +76,7 @@ for (const s of samples) {
   if (s.frames.some((f) => STAGES[0][0].test(f))) t.fsync += 1;
   sqliteThreads.set(s.tid, t);
 }
-const writer = [...sqliteThreads.entries()].sort((a, b) => b[1].fsync - a[1].fsync)[0]?.[0];
+const writer = ownWriter ? undefined : [...sqliteThreads.entries()].sort((a, b) => b[1].fsync - a[1].fsync)[0]?.[0];
 
 // What a SQLite worker thread was doing: waiting for or handing over work (sqlx sends each
 // statement to the connection's thread over a channel and back), file I/O, or SQLite itself.
@@ -80,13 +84,15 @@ function sqliteWork(frames) {
   if (frames.some((f) => STAGES[0][0].test(f))) return 'fsync';
   if (frames.some((f) => /__x64_sys_futex|flume::|std::thread::park|futex_wait|futex_wake/.test(f))) return 'hand-offs (channel, futex)';
   if (frames.some((f) => /__x64_sys_(pwrite|pread|write|read|fcntl|openat|close)|__do_sys_newfstatat/.test(f))) return 'file I/O (pwrite, pread, locks)';
-  return 'SQLite code';
+  return 'SQLite (and the writer\'s own code)';
 }
 
 const tally = new Map();
 const add = (stage) => tally.set(stage, (tally.get(stage) ?? 0) + 1);
 for (const s of samples) {
-  if (s.comm.startsWith('sqlx-sqlite')) {
+  if (s.comm.startsWith('event-writer')) {
+    add(`append: the event store's writer thread — ${sqliteWork(s.frames)}`);
+  } else if (s.comm.startsWith('sqlx-sqlite')) {
     const who = s.tid === writer ? 'append: SQLite on the event store\'s connection' : 'project: SQLite on the read models\' connections';
     add(`${who} — ${sqliteWork(s.frames)}`);
   } else {

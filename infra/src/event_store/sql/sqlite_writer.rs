@@ -34,7 +34,7 @@ pub(super) fn spawn(
         |e: &dyn std::fmt::Display| StoreError::Backend(format!("event store writer: {e}"));
     let conn = open(path).map_err(|e| backend(&e))?;
     std::thread::Builder::new()
-        .name("event-store-writer".into())
+        .name("event-writer".into())
         .spawn(move || write_loop(conn, requests, head))
         .map_err(|e| backend(&e))?;
     Ok(())

@@ -7,10 +7,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures::future::BoxFuture;
 use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{AnyPool, Connection, Executor};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
 /// A connection that sat in the pool this long is checked with a round trip before it is used.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
@@ -129,6 +130,11 @@ impl DbKind {
 pub struct Database {
     pub pool: AnyPool,
     pub kind: DbKind,
+    /// SQLite: one connection for the write transactions ([`Database::begin_write`]). A SQLite
+    /// file takes one writer at a time anyway; on a connection of their own, the writes find the
+    /// pages they changed last still in its cache, where a pooled connection finds its cache
+    /// stale after another connection wrote and reads the pages again.
+    writes: Option<AnyPool>,
 }
 
 impl Database {
@@ -150,25 +156,21 @@ impl Database {
         if kind == DbKind::Sqlite {
             prepare_sqlite_file(url).await?;
         }
+        let connect = |max: u32| {
+            let search_path = search_path.clone();
+            pool_options(max)
+                .after_connect(move |conn, _| prepare_connection(conn, kind, search_path.clone()))
+                .connect(url)
+        };
         let max = if kind == DbKind::Sqlite { 8 } else { 16 };
-        let pool = pool_options(max)
-            .after_connect(move |conn, _| {
-                let search_path = search_path.clone();
-                Box::pin(async move {
-                    if kind == DbKind::Sqlite {
-                        conn.execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")
-                            .await?;
-                    }
-                    if let Some(set) = search_path {
-                        conn.execute(set.as_str()).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(url)
+        let pool = connect(max)
             .await
             .context("cannot connect to the database")?;
-        Ok(Self { pool, kind })
+        let writes = match kind {
+            DbKind::Sqlite => Some(connect(1).await.context("cannot connect to the database")?),
+            DbKind::Postgres => None,
+        };
+        Ok(Self { pool, kind, writes })
     }
 
     /// Runs `migrator` (chosen by the caller for [`Database::kind`]). Other owners' migrations in the
@@ -186,7 +188,10 @@ impl Database {
     /// write, which a deferred transaction cannot recover from.
     pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         match self.kind {
-            DbKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            DbKind::Sqlite => {
+                let writes = self.writes.as_ref().unwrap_or(&self.pool);
+                writes.begin_with("BEGIN IMMEDIATE").await
+            }
             DbKind::Postgres => self.pool.begin().await,
         }
     }
@@ -236,6 +241,25 @@ impl Database {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+}
+
+/// A new connection's settings: SQLite's durability, lock wait, foreign keys and temporary storage;
+/// the `search_path` of [`Database::connect_with_schema`].
+fn prepare_connection(
+    conn: &mut AnyConnection,
+    kind: DbKind,
+    search_path: Option<String>,
+) -> BoxFuture<'_, Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        if kind == DbKind::Sqlite {
+            conn.execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;")
+                .await?;
+        }
+        if let Some(set) = search_path {
+            conn.execute(set.as_str()).await?;
+        }
+        Ok(())
+    })
 }
 
 /// Creates the SQLite file with WAL journaling before the `Any` pool opens it (the `Any` URL cannot

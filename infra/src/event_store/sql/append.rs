@@ -66,29 +66,15 @@ pub(super) async fn write_loop(
     while let Some(first) = requests.recv().await {
         // The channel is first in, first out: the first append is the oldest.
         let settle_by = first.since + SETTLE_WITHIN;
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match requests.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
-            }
-        }
+        take_waiting(&mut batch, first, &mut requests);
         loop {
             let started = Instant::now();
             let written = write_once(&mut conn, kind, &batch, &mut known).await;
             let appended = written.as_ref().ok().map(|(_, _, events)| events.len());
             measure_write(started.elapsed(), batch.len(), appended);
             let e = match written {
-                Ok((results, last, events)) => {
-                    if let Some(last) = last {
-                        head.send_replace(Committed {
-                            head: last,
-                            events: events.into(),
-                        });
-                    }
-                    for (request, result) in batch.drain(..).zip(results) {
-                        let _ = request.reply.send(result);
-                    }
+                Ok(outcome) => {
+                    answer(&mut batch, outcome, &head);
                     break;
                 }
                 Err(e) => e,
@@ -119,6 +105,39 @@ pub(super) async fn write_loop(
             }
             break;
         }
+    }
+}
+
+/// `first` and every append waiting behind it, up to [`MAX_BATCH`].
+pub(super) fn take_waiting(
+    batch: &mut Vec<AppendRequest>,
+    first: AppendRequest,
+    requests: &mut mpsc::Receiver<AppendRequest>,
+) {
+    batch.push(first);
+    while batch.len() < MAX_BATCH {
+        match requests.try_recv() {
+            Ok(request) => batch.push(request),
+            Err(_) => break,
+        }
+    }
+}
+
+/// After a commit: hands its events to this process's followers, then answers every append of
+/// `batch`.
+pub(super) fn answer(
+    batch: &mut Vec<AppendRequest>,
+    (results, last, events): BatchOutcome,
+    head: &watch::Sender<Committed>,
+) {
+    if let Some(last) = last {
+        head.send_replace(Committed {
+            head: last,
+            events: events.into(),
+        });
+    }
+    for (request, result) in batch.drain(..).zip(results) {
+        let _ = request.reply.send(result);
     }
 }
 

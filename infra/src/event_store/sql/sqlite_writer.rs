@@ -12,8 +12,8 @@ use rusqlite::{params, Connection, TransactionBehavior};
 use tokio::sync::{mpsc, watch};
 
 use super::append::{
-    fail, measure_write, AppendRequest, BatchOutcome, BatchPlan, Isolation, KnownVersions, Written,
-    MAX_BATCH,
+    answer, fail, measure_write, take_waiting, AppendRequest, BatchOutcome, BatchPlan, Isolation,
+    KnownVersions, Written, MAX_BATCH,
 };
 use super::schema::{NewRow, INSERT, ROW_VALUES};
 use super::Committed;
@@ -59,29 +59,13 @@ fn write_loop(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut known = KnownVersions::default();
     while let Some(first) = requests.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match requests.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
-            }
-        }
+        take_waiting(&mut batch, first, &mut requests);
         let started = Instant::now();
         let written = write_once(&mut conn, &insert_one, &batch, &mut known);
         let appended = written.as_ref().ok().map(|(_, _, events)| events.len());
         measure_write(started.elapsed(), batch.len(), appended);
         match written {
-            Ok((results, last, events)) => {
-                if let Some(last) = last {
-                    head.send_replace(Committed {
-                        head: last,
-                        events: events.into(),
-                    });
-                }
-                for (request, result) in batch.drain(..).zip(results) {
-                    let _ = request.reply.send(result);
-                }
-            }
+            Ok(outcome) => answer(&mut batch, outcome, &head),
             Err(e) => {
                 // The transaction was rolled back when it was dropped; nothing of it is stored.
                 known.forget();
